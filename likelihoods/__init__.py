@@ -1,0 +1,1 @@
+"""Cosmological likelihoods that turn predicted power spectra into parameter constraints."""

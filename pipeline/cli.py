@@ -1,0 +1,225 @@
+"""The ``cosmopipe`` command line.
+
+Each subcommand is an ``_add_<name>`` function that builds its parser and a
+``cmd_<name>(args) -> int`` that runs it; register both in ``_SUBCOMMANDS``.
+User errors are reported as ``cosmopipe: error: <message>`` with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("cosmopipe")
+
+
+class UsageError(Exception):
+    """A problem with the command-line input; reported without a traceback."""
+
+
+# -- argument parsing helpers ----------------------------------------------
+def parse_params(items: Sequence[str] | None) -> dict[str, float]:
+    """``["Omega_m=0.3", "w0=-0.9"]`` -> ``{"Omega_m": 0.3, "w0": -0.9}``."""
+    from sims.cosmology import Cosmology
+
+    names = Cosmology.names()
+    out: dict[str, float] = {}
+    for item in items or ():
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
+        if name not in names:
+            raise UsageError(f"--param: unknown cosmology parameter {name!r}; allowed: {', '.join(names)}")
+        if name in out:
+            raise UsageError(f"--param: {name} given more than once")
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"--param {name}: expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"--param {name}: expected a finite number, got {text!r}")
+        out[name] = value
+    return out
+
+
+def parse_redshifts(values: Sequence[float]) -> tuple[float, ...]:
+    """Output redshifts given in increasing or decreasing order -> decreasing tuple."""
+    values = list(values)
+    seen = set()
+    for z in values:
+        if z in seen:
+            raise UsageError(f"--z: redshift {z:g} is given twice")
+        seen.add(z)
+    increasing = all(b > a for a, b in zip(values, values[1:]))
+    decreasing = all(b < a for a, b in zip(values, values[1:]))
+    if not (increasing or decreasing):
+        shown = " ".join(f"{z:g}" for z in values)
+        raise UsageError(f"--z: redshifts must be given in increasing or decreasing order, got {shown}")
+    return tuple(sorted(values, reverse=True))
+
+
+def _sim_defaults() -> dict[str, object]:
+    from sims.config import SimConfig
+
+    return {f.name: f.default for f in dataclasses.fields(SimConfig)}
+
+
+# -- sim ----------------------------------------------------------------------
+def _add_sim(subparsers) -> argparse.ArgumentParser:
+    from sims.config import ASSIGNMENTS, STEP_SPACINGS
+    from sims.cosmology import Cosmology
+
+    d = _sim_defaults()
+    p = subparsers.add_parser(
+        "sim",
+        help="run one COLA simulation and write its spectra to HDF5",
+        description="Run one COLA simulation and write P(k), P_lin(k) and the boost at the output "
+                    "redshifts to an HDF5 file. Unspecified cosmology parameters take the "
+                    "EuclidEmulator2 reference values.",
+    )
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help=f"cosmology parameter, repeatable; names: {', '.join(Cosmology.names())}")
+    # Defaults are None so that SimConfig's own defaults apply (one source of truth).
+    p.add_argument("--box", type=float, help=f"box side [Mpc/h] (default {d['box']:g})")
+    p.add_argument("--particles", type=int, help=f"particles per side (default {d['particles']})")
+    p.add_argument("--mesh", type=int, help="force mesh cells per side (default 2 x particles)")
+    p.add_argument("--steps", type=int, help=f"COLA time steps (default {d['steps']})")
+    p.add_argument("--z-init", type=float, help=f"initial redshift (default {d['z_init']:g})")
+    p.add_argument("--z", type=float, nargs="+", metavar="Z",
+                   help="output redshifts, in increasing or decreasing order (default 0)")
+    p.add_argument("--seed", type=int, help=f"random seed of the initial field (default {d['seed']})")
+    p.add_argument("--paired", action="store_true", default=None,
+                   help="also run the phase-flipped partner and average the spectra")
+    p.add_argument("--fixed-amplitude", action="store_true", default=None,
+                   help="fix the initial mode amplitudes to sqrt(P(k))")
+    p.add_argument("--assignment", metavar="{" + ",".join(ASSIGNMENTS) + "}",
+                   help=f"force mass assignment (default {d['assignment']})")
+    p.add_argument("--step-spacing", metavar="{" + ",".join(STEP_SPACINGS) + "}",
+                   help=f"time steps uniform in a ('linear') or ln a ('log') (default {d['step_spacing']})")
+    p.add_argument("--threads", type=int, help="threads for FFTs and particle loops (default all cores)")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="also plot the boost (with EE2 where possible)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.h5", help="output HDF5 file")
+    return p
+
+
+def _sim_config_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """SimConfig keyword arguments for the options actually given."""
+    mapping = {
+        "box": args.box, "particles": args.particles, "mesh": args.mesh, "steps": args.steps,
+        "z_init": args.z_init, "seed": args.seed, "paired": args.paired,
+        "fixed_amplitude": args.fixed_amplitude, "assignment": args.assignment,
+        "step_spacing": args.step_spacing, "threads": args.threads,
+    }
+    kwargs = {name: value for name, value in mapping.items() if value is not None}
+    if args.z is not None:
+        kwargs["z_out"] = parse_redshifts(args.z)
+    return kwargs
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail before a long run, not after it, when an output cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot create directory {parent}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{what}: directory {parent} is not writable")
+
+
+def _simulate(cosmology, config, progress: bool):
+    """The engine entry point (a seam for tests)."""
+    import sims
+
+    return sims.run_simulation(cosmology, config, progress=progress)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sims.config import SimConfig
+    from sims.cosmology import Cosmology
+
+    try:
+        cosmology = Cosmology.from_dict(parse_params(args.param))
+        config = SimConfig(**_sim_config_kwargs(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _check_writable(args.out, "--out")
+    if args.plot is not None:
+        _check_writable(args.plot, "--plot")
+
+    log.info("cosmology: %s", cosmology.label())
+    log.info("simulation: L=%g Mpc/h, %d^3 particles, %d^3 mesh, %d steps, z_out=%s, seed %d%s",
+             config.box, config.particles, config.mesh, config.steps,
+             ",".join(f"{z:g}" for z in config.z_out), config.seed, ", paired" if config.paired else "")
+    result = _simulate(cosmology, config, progress=not args.no_progress)
+
+    from sims.io import write_result
+
+    out = write_result(args.out, result)
+    print(f"simulation written to {out}")
+    if args.plot is not None:
+        from .plotting import plot_boost
+
+        print(f"plot written to {plot_boost(result, args.plot)}")
+    return 0
+
+
+# -- top level ----------------------------------------------------------------
+_SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
+    "sim": (_add_sim, cmd_sim),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosmopipe",
+        description="COLA simulations, emulators and likelihoods for the nonlinear matter power spectrum.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug log output")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (add, handler) in _SUBCOMMANDS.items():
+        sub = add(subparsers)
+        # Also accept -v after the subcommand; SUPPRESS keeps a top-level -v.
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="debug log output")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    # No force=True: an embedding application (or pytest) keeps its handlers.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cosmopipe``; returns the exit code.
+
+    argparse's own usage errors exit with code 2 via SystemExit.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"cosmopipe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
