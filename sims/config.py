@@ -80,6 +80,10 @@ class SimConfig:
     pk_mesh        mesh per side for measuring P(k) (default: the force mesh)
     pk_assignment  mass assignment for P(k) (default 'cic')
     interlacing    interlace two shifted meshes against aliasing (default True)
+    shot_noise     subtract the Poisson shot noise L^3/N from P(k).  Off by default:
+                   particles start on a lattice, whose discreteness noise is far below
+                   Poisson on large scales, so subtracting L^3/N biases P low there
+                   (by 13 % at k = 0.02 h/Mpc, z = 2 for 64^3 particles in 512 Mpc/h)
     k_max          largest k of the output bins [h/Mpc] (default: particle Nyquist)
     nk             number of linear k bins (default: N_p / 2)
     threads        threads for FFTs and particle loops (default: all cores)
@@ -103,6 +107,7 @@ class SimConfig:
     pk_mesh: int | None = None
     pk_assignment: str = "cic"
     interlacing: bool = True
+    shot_noise: bool = False
     k_max: float | None = None
     nk: int | None = None
     threads: int | None = None
@@ -141,7 +146,7 @@ class SimConfig:
         if self.cola_nlpt is not None:
             s(self, "cola_nlpt", _float("cola_nlpt", self.cola_nlpt, -10.0, 10.0))
         s(self, "seed", _int("seed", self.seed, 0, 2**63 - 1))
-        for flag in ("paired", "fixed_amplitude", "interlacing", "deconvolve"):
+        for flag in ("paired", "fixed_amplitude", "interlacing", "deconvolve", "shot_noise"):
             if not isinstance(getattr(self, flag), bool):
                 raise _bad(flag, "expected true or false", getattr(self, flag))
         pk_mesh = mesh if self.pk_mesh is None else _int("pk_mesh", self.pk_mesh, 2, 16384)

@@ -111,7 +111,10 @@ def linear_power(cosmo: Cosmology, redshifts: Sequence[float] = (0.0,), kmax: fl
     keep = (k >= 1e-4) & (k <= kmax)
     sig = results.get_sigmaR(8.0, hubble_units=True, var1="delta_tot", var2="delta_tot", z_indices=None)
     sig_cb = results.get_sigmaR(8.0, hubble_units=True, var1="delta_nonu", var2="delta_nonu", z_indices=None)
-    iz0 = int(np.argmin(np.abs(np.asarray(z_out))))
+    # get_sigmaR lists redshifts in CAMB's PK_redshifts order (decreasing z),
+    # not in the increasing order of get_linear_matter_power_spectrum's z_out.
+    z_sig = np.asarray(pars.Transfer.PK_redshifts[: pars.Transfer.PK_num_redshifts], dtype=float)
+    iz0 = int(np.argmin(np.abs(z_sig)))
     z_arr = np.asarray(z_out, dtype=float)
     order = np.argsort(z_arr)
     return LinearPower(k=k[keep], z=z_arr[order], pk={n: v[order][:, keep] for n, v in pk.items()},

@@ -18,7 +18,7 @@ class SimResult:
 
     k        (nk,)      mode-weighted mean wavenumber of each bin [h/Mpc]
     z        (nz,)      output redshifts, decreasing
-    pk       (nz, nk)   nonlinear CDM+baryon power, shot noise subtracted [(Mpc/h)^3];
+    pk       (nz, nk)   nonlinear CDM+baryon power [(Mpc/h)^3] (shot noise subtracted if config.shot_noise);
                         the mean over the pair when paired
     pk_lin   (nz, nk)   linear CDM+baryon power at the same k and z [(Mpc/h)^3]
     boost    (nz, nk)   pk / pk_lin
