@@ -40,7 +40,8 @@ def camb_params(cosmo: Cosmology, redshifts: Sequence[float] = (0.0,), kmax: flo
     pars.WantCls = False
     pars.Want_CMB = False
     zs = sorted({float(z) for z in redshifts}, reverse=True)
-    pars.set_matter_power(redshifts=zs, kmax=kmax * h, nonlinear=False)
+    # CAMB's table stops short of the requested kmax; ask for margin.
+    pars.set_matter_power(redshifts=zs, kmax=1.5 * kmax * h, nonlinear=False)
     return pars
 
 
@@ -76,7 +77,8 @@ class LinearPower:
             raise ValueError(f"z={z:g} is outside the tabulated range [{self.z[0]:g}, {self.z[-1]:g}]")
         lnp = np.log(self.pk[species])
         if len(self.z) > 1:
-            lnp_z = CubicSpline(self.z, lnp, axis=0)(z)
+            # ln P is nearly linear in ln(1+z) (D ~ a in matter domination).
+            lnp_z = CubicSpline(np.log1p(self.z), lnp, axis=0)(np.log1p(z))
         else:
             lnp_z = lnp[0]
         lnk = np.log(self.k)
@@ -86,7 +88,8 @@ class LinearPower:
         lk = np.log(k[pos])
         spline = CubicSpline(lnk, lnp_z)
         res = spline(np.clip(lk, lnk[0], lnk[-1]))
-        for edge, idx in ((0, slice(0, 20)), (-1, slice(-20, None))):
+        # Local slopes at the table edges: ln P is curved, a long fit biases them.
+        for edge, idx in ((0, slice(0, 3)), (-1, slice(-3, None))):
             slope = np.polyfit(lnk[idx], lnp_z[idx], 1)[0]
             beyond = lk < lnk[0] if edge == 0 else lk > lnk[-1]
             res[beyond] = lnp_z[edge] + slope * (lk[beyond] - lnk[edge])
