@@ -139,7 +139,7 @@ def test_D1_matches_camb(camb_cases, case, k, z):
 # -- massive neutrinos -------------------------------------------------------------
 
 # Measured deviation sqrt(P_cb(k,z)/P_cb(k,0)) / D1(z) - 1 for m_nu = 0.15 eV
-# (EE2 reference otherwise, CAMB 1.x/2.0.5, three degenerate species):
+# (EE2 reference otherwise, CAMB 2.0.5, three degenerate species):
 #
 #     k [h/Mpc]    z = 1         z = 3
 #     0.01        -1.76e-3      -3.65e-3     neutrinos cluster: CAMB grows faster to z=0
