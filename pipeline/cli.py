@@ -183,6 +183,27 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = 
 }
 
 
+# Subcommands of the other areas live in their own modules, each exposing
+# SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
+# this module) for user errors. A module not written yet is skipped.
+_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior")
+
+
+def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
+    import importlib
+
+    commands = dict(_SUBCOMMANDS)
+    for name in _PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        commands.update(module.SUBCOMMANDS)
+    return commands
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosmopipe",
@@ -191,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug log output")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (add, handler) in _SUBCOMMANDS.items():
+    for name, (add, handler) in _all_subcommands().items():
         sub = add(subparsers)
         # Also accept -v after the subcommand; SUPPRESS keeps a top-level -v.
         sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -204,6 +225,10 @@ def _setup_logging(verbose: bool) -> None:
     # No force=True: an embedding application (or pytest) keeps its handlers.
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not verbose:
+        # Dask's own INFO lines (workers starting and closing) drown ours.
+        for name in ("distributed", "dask_jobqueue", "bokeh", "tornado"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,9 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    from .schema import ConfigError
+
     try:
         return args.handler(args)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"cosmopipe: error: {exc}", file=sys.stderr)
         return 2
 

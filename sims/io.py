@@ -21,6 +21,7 @@ rename), so a reader sees either the previous file or a complete new one.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -35,7 +36,7 @@ from .config import SimConfig
 from .cosmology import Cosmology
 from .result import SimResult
 
-__all__ = ["write_result", "read_result", "read_config", "is_complete", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["atomic_hdf5", "write_result", "read_result", "read_config", "is_complete", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "cosmopipe-sim"
 FORMAT_VERSION = 1
@@ -108,24 +109,21 @@ def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
         os.close(fd)
 
 
-def write_result(path: str | os.PathLike, result: SimResult) -> Path:
-    """Write ``result`` to the HDF5 file ``path`` atomically; returns the path.
+@contextlib.contextmanager
+def atomic_hdf5(path: str | os.PathLike):
+    """Context manager yielding an ``h5py.File`` open for writing at a temp path.
 
-    Parent directories are created.  An existing file at ``path`` is replaced
-    only once the new one is complete; on any error it is left untouched and
-    the temp file is removed.
+    On a clean exit the file is flushed, fsynced and renamed onto ``path``
+    (parents created), so readers see the old file or the complete new one,
+    never a partial one; on any error the temp file is removed.  Callers set
+    their own completion flag last, inside the block.
     """
     path = Path(path)
-    # Serialise first: a bad 'extra' must fail before anything touches disk.
-    extra_json = json.dumps(result.extra, default=_json_default, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with h5py.File(tmp, "w") as f:
-            _write_arrays(f, result)
-            _write_metadata(f, result, extra_json)
-            # Last, so a file with 'complete' has everything else.
-            f.attrs["complete"] = True
+            yield f
             f.flush()
         _fsync_path(tmp)
         os.replace(tmp, path)
@@ -136,6 +134,23 @@ def write_result(path: str | os.PathLike, result: SimResult) -> Path:
         _fsync_path(path.parent, directory=True)
     except OSError:
         pass  # some filesystems refuse directory fsync; the data itself is synced
+
+
+def write_result(path: str | os.PathLike, result: SimResult) -> Path:
+    """Write ``result`` to the HDF5 file ``path`` atomically; returns the path.
+
+    Parent directories are created.  An existing file at ``path`` is replaced
+    only once the new one is complete; on any error it is left untouched and
+    the temp file is removed.
+    """
+    path = Path(path)
+    # Serialise first: a bad 'extra' must fail before anything touches disk.
+    extra_json = json.dumps(result.extra, default=_json_default, sort_keys=True)
+    with atomic_hdf5(path) as f:
+        _write_arrays(f, result)
+        _write_metadata(f, result, extra_json)
+        # Last, so a file with 'complete' has everything else.
+        f.attrs["complete"] = True
     return path
 
 

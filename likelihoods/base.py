@@ -1,0 +1,99 @@
+"""The contract between theory codes, likelihoods and the sampler.
+
+A *theory provider* turns a parameter dict into a :class:`TheoryResult`
+(CAMB, or an emulator of the same observables).  A *likelihood* states what
+it needs (:meth:`Likelihood.requirements`) and evaluates ``loglike(theory,
+params)``; several likelihoods share one theory computation per point, so a
+combined Planck + BAO + SN posterior calls CAMB once.  Likelihoods that
+carry their own fast theory (cosmic shear with an emulated P(k)) may ignore
+``theory`` and read ``params`` only.
+
+Likelihoods are built from workflow YAML by factories named in
+:data:`LIKELIHOODS` (``"module:function"``); a factory has the signature
+``factory(section: pipeline.schema.Section, info: dict) -> Likelihood`` where
+``info`` holds at least ``data_dir`` (str or None) and ``run_dir``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["TheoryResult", "Likelihood", "LIKELIHOODS", "likelihood_factory", "LikelihoodError"]
+
+
+class LikelihoodError(ValueError):
+    """Bad likelihood input (data files, parameters); message says what and where."""
+
+
+@dataclass
+class TheoryResult:
+    """Observables at one parameter point; fields a provider did not compute are None.
+
+    cls       dict of lensed CMB spectra C_ell for ell = 0..lmax, keys 'tt', 'te', 'ee', 'bb'
+              [muK^2], and 'pp' the lensing-potential C_ell^{phi phi} [dimensionless]
+    H0        [km/s/Mpc]
+    rdrag     sound horizon at the drag epoch [Mpc]
+    theta_star  100 theta_* (CMB acoustic angle)
+    comoving_distance(z), angular_diameter_distance(z), luminosity_distance(z)   [Mpc]
+    hubble(z) H(z) [km/s/Mpc]
+    sigma8, S8 = sigma8 sqrt(Omega_m/0.3)
+    pk_nl(k [h/Mpc], z) -> (nz, nk) [(Mpc/h)^3]; pk_lin likewise
+    derived   any other derived parameters (name -> value), written with the chain
+    """
+
+    params: dict[str, float] = field(default_factory=dict)
+    cls: dict[str, np.ndarray] | None = None
+    H0: float | None = None
+    rdrag: float | None = None
+    theta_star: float | None = None
+    comoving_distance: Callable | None = None
+    angular_diameter_distance: Callable | None = None
+    luminosity_distance: Callable | None = None
+    hubble: Callable | None = None
+    sigma8: float | None = None
+    S8: float | None = None
+    pk_nl: Callable | None = None
+    pk_lin: Callable | None = None
+    derived: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """What the sampler needs from a likelihood."""
+
+    name: str
+
+    def requirements(self) -> dict[str, Any]:
+        """What the theory must provide, e.g. {'cls': {'lmax': 2508, 'lensing': True},
+        'distances': True, 'rdrag': True, 'pk_nl': {'kmax': 10, 'zmax': 4}}; {} for none."""
+
+    def parameters(self) -> dict[str, dict]:
+        """Nuisance parameters this likelihood introduces, name -> default prior spec
+        (e.g. {'A_planck': {'prior': 'gaussian', 'mean': 1, 'sigma': 0.0025}}); {} for none."""
+
+    def loglike(self, theory: TheoryResult, params: Mapping[str, float]) -> float:
+        """ln L (= -chi^2/2 up to a parameter-independent constant)."""
+
+
+# name -> "module:factory"; modules that do not exist yet are reported clearly.
+LIKELIHOODS: dict[str, str] = {
+    "lsst_y1_shear": "likelihoods.shear.likelihood:from_config",
+    "planck_2018_plik_lite": "likelihoods.planck:plik_lite_from_config",
+    "planck_2018_lowl_tt": "likelihoods.planck:lowl_tt_from_config",
+    "planck_2018_lowl_ee_sroll2": "likelihoods.planck:lowl_ee_from_config",
+    "planck_2018_lensing": "likelihoods.planck:lensing_from_config",
+    "bao": "likelihoods.bao:from_config",
+    "pantheon": "likelihoods.sn:pantheon_from_config",
+    "pantheon_plus": "likelihoods.sn:pantheon_plus_from_config",
+}
+
+
+def likelihood_factory(name: str) -> Callable:
+    if name not in LIKELIHOODS:
+        raise LikelihoodError(f"unknown likelihood {name!r}; known: {', '.join(sorted(LIKELIHOODS))}")
+    module_name, _, func = LIKELIHOODS[name].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, func)

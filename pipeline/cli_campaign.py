@@ -1,0 +1,85 @@
+"""``cosmopipe run`` and ``cosmopipe status``: workflows and their run directories."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+__all__ = ["SUBCOMMANDS"]
+
+log = logging.getLogger("cosmopipe")
+
+
+def _add_run(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "run", help="run a workflow (simulate, train, validate, sample stages)",
+        description="Run the stages of a workflow YAML file in pipeline order. Finished work is kept: "
+                    "rerunning the same workflow resumes where it stopped.")
+    p.add_argument("workflow", type=Path, help="workflow YAML file (see workflows/)")
+    p.add_argument("--stage", help="run only this stage")
+    p.add_argument("--cluster", help="override the workflow's cluster: local, slurm, pbs or a scheduler "
+                                     "address such as tcp://host:8786")
+    p.add_argument("--run-dir", type=Path, help="override the workflow's run directory")
+    p.add_argument("--dry-run", action="store_true", help="validate the workflow and print the plan; run nothing")
+    p.add_argument("--resume", action="store_true", help="continue interrupted chains (sample stage)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .workflow import load_workflow, run_workflow
+
+    workflow = load_workflow(args.workflow, cluster_override=args.cluster, run_dir=args.run_dir)
+    if not args.dry_run:
+        log.info("workflow %s (%s): stages %s; run directory %s; %s", workflow.name, workflow.source,
+                 ", ".join(workflow.stages) or "none", workflow.run_dir, workflow.cluster.describe())
+    try:
+        run_workflow(workflow, only=args.stage, dry_run=args.dry_run, progress=not args.no_progress,
+                     resume=args.resume)
+    except RuntimeError as exc:
+        print(f"cosmopipe: {exc}. See {workflow.run_dir / 'run.log'}; rerun the same command to retry what is missing.")
+        return 1
+    if not args.dry_run:
+        print(f"workflow {workflow.name} finished; results in {workflow.run_dir}")
+    return 0
+
+
+def _add_status(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("status", help="done / missing / failed simulations of a run directory")
+    p.add_argument("run_dir", type=Path, help="run directory of a workflow")
+    p.add_argument("--list", action="store_true", help="also list the ids of failed and missing simulations")
+    return p
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from .cli import UsageError
+    from .simulate import campaign_status
+
+    try:
+        status = campaign_status(args.run_dir)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{'design':<12} {'total':>6} {'done':>6} {'missing':>8} {'failed':>7}")
+    for design, st in status.items():
+        total = sum(len(v) for v in st.values())
+        print(f"{design:<12} {total:>6} {len(st['done']):>6} {len(st['missing']):>8} {len(st['failed']):>7}")
+    for design, st in status.items():
+        for sid in st["failed"]:
+            path = args.run_dir / "sims" / design / f"{sid}.failed"
+            try:
+                error = json.loads(path.read_text()).get("error", "")
+            except (OSError, ValueError):
+                error = "(unreadable failure record)"
+            print(f"failed {sid}: {error}  [{path}]")
+        if args.list and st["missing"]:
+            print(f"missing in {design}: {', '.join(st['missing'])}")
+    for path in sorted((args.run_dir / "datasets").glob("*.h5")):
+        print(f"dataset: {path}")
+    for path in sorted((args.run_dir / "emulators").glob("*.h5")) if (args.run_dir / "emulators").is_dir() else []:
+        print(f"emulator: {path}")
+    return 0
+
+
+SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status)}

@@ -1,0 +1,584 @@
+"""The ``simulate`` stage: COLA simulations of training and test designs on a Dask cluster.
+
+Workflow section::
+
+    simulate:
+      parameters:                  # varied parameters: [min, max] (the box before widening)
+        Omega_m: [0.24, 0.40]
+        w0: [-1.3, -0.7]
+      fixed: {wa: 0.0, m_nu: 0.058}   # every other Cosmology parameter (defaults otherwise)
+      designs:
+        train: {n: 200, seed: 1, widen: 0.1}          # Latin hypercube (random-cd optimised)
+        test:  {n: 50, seed: 2}
+        extra: {table: designs/extra.csv}             # or an explicit table (CSV with a header)
+      simulation: {box: 256, particles: 64, steps: 20, paired: true, fixed_amplitude: true, seed: 7}
+      redshifts: [3, 2, 1, 0.5, 0]  # or {min: 0, max: 3, n: 40} (n values uniform in z)
+      k: {max: 1.0, n: 24}          # output bins [h/Mpc]; default: particle Nyquist, N_p/2 bins
+      retries: 2                    # per task, on top of the first attempt
+      threads_per_task: 1
+      memory_per_task: auto         # or e.g. 2GB
+
+Run directory layout::
+
+    RUN_DIR/workflow.yaml          the workflow as run
+    RUN_DIR/campaign.json          physics fingerprint (a rerun with other physics is refused)
+    RUN_DIR/designs/<design>.csv   id + parameter values
+    RUN_DIR/sims/<design>/<id>.h5  one simulation (written atomically by its worker)
+    RUN_DIR/sims/<design>/<id>.failed   JSON traceback of the last failed attempt
+    RUN_DIR/datasets/<design>.h5   consolidated dataset (pipeline.dataset)
+    RUN_DIR/run.log                log
+
+Every simulation of a campaign uses the same initial-condition seed: the
+emulator then learns the cosmology dependence without seed-to-seed scatter
+(cosmic variance is common to all runs and largely cancels in the boost).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
+from .schema import (ConfigError, Section, boolean, choice, list_of, nonnegative_int, number, number_range,
+                     positive_int, positive_number, string)
+from .workflow import RunContext, Stage
+
+__all__ = ["SimulateSettings", "DesignSpec", "parse_simulate", "run_simulate", "plan_simulate",
+           "design_points", "campaign_status", "simulate_task", "task_memory_bytes", "STAGES"]
+
+log = logging.getLogger("cosmopipe.simulate")
+
+# Measured on the reference machine (benchmarks/bench_cola.py): COLA evolution
+# costs 245 ns of wall time per particle per step with 2 threads.
+NS_PER_PARTICLE_STEP_2CORES = 245.0
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    name: str
+    method: str                    # 'lhs' or 'table'
+    n: int = 0
+    seed: int = 0
+    widen: float = 0.0
+    optimization: str | None = "random-cd"
+    table: tuple[tuple[float, ...], ...] = ()   # explicit points (method 'table')
+    table_source: str = ""
+
+
+@dataclass(frozen=True)
+class SimulateSettings:
+    box: ParameterBox
+    fixed: dict[str, float]
+    designs: tuple[DesignSpec, ...]
+    sim: Any                       # sims.config.SimConfig (z_out, k_max, nk included)
+    retries: int = 2
+    threads_per_task: int = 1
+    memory_per_task: int | None = None
+    source: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the physics of the results (not where or how fast they run)."""
+        sim = {k: v for k, v in self.sim.to_dict().items() if k != "threads"}
+        return {
+            "parameters": {n: [lo, hi] for n, lo, hi in zip(self.box.names, self.box.lower, self.box.upper)},
+            "fixed": dict(sorted(self.fixed.items())),
+            "designs": {d.name: {"method": d.method, "n": d.n, "seed": d.seed, "widen": d.widen,
+                                 "optimization": d.optimization, "table": [list(r) for r in d.table]}
+                        for d in self.designs},
+            "simulation": {k: list(v) if isinstance(v, tuple) else v for k, v in sim.items()},
+        }
+
+
+# -- parsing ------------------------------------------------------------------
+def _redshift_list(v: Any) -> tuple[float, ...]:
+    zs = list_of(number, unique=True)(v)
+    if any(z < 0 for z in zs):
+        raise ValueError(f"redshifts must be >= 0, got {zs}")
+    return tuple(sorted(zs, reverse=True))
+
+
+def _redshifts(sec: Section) -> tuple[float, ...]:
+    """``redshifts: [3, 1, 0]`` or ``redshifts: {min: 0, max: 3, n: 40}`` (uniform in z)."""
+    if not sec.has("redshifts"):
+        return (0.0,)
+    if not isinstance(sec.data["redshifts"], dict):
+        return sec.take("redshifts", _redshift_list)
+    zsec = sec.sub("redshifts")
+    lo = zsec.take("min", number)
+    hi = zsec.take("max", number)
+    n = zsec.take("n", positive_int)
+    zsec.finish()
+    if lo < 0 or hi <= lo:
+        raise zsec.error(None, f"needs 0 <= min < max, got min={lo:g}, max={hi:g}")
+    zs = np.linspace(lo, hi, n) if n > 1 else np.array([lo])
+    return tuple(sorted((round(float(z), 10) for z in zs), reverse=True))
+
+
+def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir: Path) -> DesignSpec:
+    if sec.has("table"):
+        table = sec.take("table")
+        if isinstance(table, str):
+            path = Path(table) if Path(table).is_absolute() else workflow_dir / table
+            try:
+                values = read_table(path, names)
+            except (OSError, ValueError) as exc:
+                raise sec.error("table", str(exc)) from None
+            source = str(path)
+        elif isinstance(table, list) and table and all(isinstance(r, dict) for r in table):
+            rows = []
+            for i, row in enumerate(table):
+                rsec = Section(row, sec.key(f"table[{i}]"), sec.source)
+                rows.append([rsec.take(n, number) for n in names])
+                rsec.finish()
+            values, source = np.asarray(rows), "inline"
+        else:
+            raise sec.error("table", "must be a CSV file name or a list of {parameter: value} rows")
+        sec.finish()
+        return DesignSpec(name=name, method="table", n=len(values), table=tuple(map(tuple, values.tolist())),
+                          table_source=source)
+    n = sec.take("n", positive_int)
+    seed = sec.take("seed", nonnegative_int)
+    widen = sec.take("widen", number, default=0.0)
+    if not 0 <= widen <= 1:
+        raise sec.error("widen", f"must be a fraction in [0, 1] of each range's width, got {widen:g}")
+    opt = sec.take("optimization", choice("random-cd", "lloyd", "none"), default="random-cd")
+    sec.take("method", choice("lhs"), default="lhs")
+    sec.finish()
+    return DesignSpec(name=name, method="lhs", n=n, seed=seed, widen=widen,
+                      optimization=None if opt == "none" else opt)
+
+
+def _sim_config(sec: Section, z_out: tuple[float, ...], k_max: float | None, nk: int | None, threads: int):
+    import re
+
+    from sims.config import SimConfig
+
+    allowed = [f for f in SimConfig.__dataclass_fields__ if f not in ("z_out", "k_max", "nk", "threads")]
+    kwargs = {}
+    for name in list(sec.keys()):
+        if name not in allowed:
+            sec.take(name)  # mark used, then report it with the allowed list
+            hint = " (use simulate.redshifts)" if name == "z_out" else " (use simulate.k)" if name in ("k_max", "nk") else ""
+            raise sec.error(name, f"unknown simulation setting{hint}; allowed: {', '.join(allowed)}")
+        kwargs[name] = sec.take(name)
+    try:
+        return SimConfig(**kwargs, z_out=z_out, k_max=k_max, nk=nk, threads=threads)
+    except ValueError as exc:
+        m = re.match(r"simulation setting (\w+): (.*)", str(exc))
+        if m and m.group(1) in ("z_out",):
+            raise ConfigError(sec.source, sec.path.rsplit(".", 1)[0] + ".redshifts", m.group(2)) from None
+        if m and m.group(1) == "k_max":
+            raise ConfigError(sec.source, sec.path.rsplit(".", 1)[0] + ".k.max", m.group(2)) from None
+        if m:
+            raise sec.error(m.group(1), m.group(2)) from None
+        raise sec.error(None, str(exc)) from None
+
+
+def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
+    from sims.cosmology import PARAMETER_RANGES, Cosmology
+
+    names_all = Cosmology.names()
+    psec = sec.sub("parameters")
+    names, lower, upper = [], [], []
+    for name in list(psec.keys()):
+        if name not in names_all:
+            psec.take(name)
+            raise psec.error(name, f"unknown cosmology parameter; allowed: {', '.join(names_all)}")
+        lo, hi = psec.take(name, number_range)
+        plo, phi = PARAMETER_RANGES[name]
+        if lo < plo or hi > phi:
+            raise psec.error(name, f"range [{lo:g}, {hi:g}] leaves the physical range [{plo:g}, {phi:g}]")
+        names.append(name)
+        lower.append(lo)
+        upper.append(hi)
+    if not names:
+        raise psec.error(None, "name at least one varied parameter, e.g. Omega_m: [0.24, 0.40]")
+    box = ParameterBox(tuple(names), tuple(lower), tuple(upper))
+
+    fsec = sec.sub("fixed", default={})
+    fixed = {}
+    for name in list(fsec.keys()):
+        if name not in names_all:
+            fsec.take(name)
+            raise fsec.error(name, f"unknown cosmology parameter; allowed: {', '.join(names_all)}")
+        if name in names:
+            fsec.take(name)
+            raise fsec.error(name, "is also a varied parameter under simulate.parameters")
+        fixed[name] = fsec.take(name, number)
+    defaults = Cosmology().to_dict()
+    fixed = {n: fixed.get(n, defaults[n]) for n in names_all if n not in names}
+    try:
+        Cosmology.from_dict({**fixed, **{n: lo for n, lo in zip(names, lower)}})
+    except ValueError as exc:
+        raise fsec.error(None, str(exc)) from None
+
+    dsec = sec.sub("designs")
+    designs = []
+    for dname in list(dsec.keys()):
+        if not isinstance(dname, str) or not dname.replace("_", "").isalnum():
+            dsec.take(dname)
+            raise dsec.error(str(dname), "design names must be letters, digits and underscores")
+        designs.append(_parse_design(dsec.sub(dname), dname, box.names, Path(info.get("workflow_dir", "."))))
+    if not designs:
+        raise dsec.error(None, "define at least one design, e.g. train: {n: 16, seed: 1}")
+    for d in designs:
+        if d.method == "table":
+            inside = box.contains(np.asarray(d.table))
+            if not inside.all():
+                wide = widen_box(box, 1.0)  # tables may sit in a widened box; reject only far outliers
+                if not wide.contains(np.asarray(d.table)).all():
+                    raise dsec.error(d.name, "table points lie far outside simulate.parameters")
+
+    z_out = _redshifts(sec)
+    ksec = sec.sub("k", default={})
+    k_max = ksec.take("max", positive_number, default=None)
+    nk = ksec.take("n", positive_int, default=None)
+    ksec.finish()
+    threads = sec.take("threads_per_task", positive_int, default=1)
+    sim = _sim_config(sec.sub("simulation", default={}), z_out, k_max, nk, threads)
+    retries = sec.take("retries", nonnegative_int, default=2)
+    mem = sec.take("memory_per_task", default="auto")
+    if mem == "auto":
+        memory = None
+    else:
+        from .cluster import parse_bytes
+
+        try:
+            memory = parse_bytes(mem)
+        except (ValueError, TypeError):
+            raise sec.error("memory_per_task", f"must be auto or a size such as 2GB, got {mem!r}") from None
+    sec.finish()
+    return SimulateSettings(box=box, fixed=fixed, designs=tuple(designs), sim=sim, retries=retries,
+                            threads_per_task=threads, memory_per_task=memory, source=sec.source)
+
+
+# -- designs --------------------------------------------------------------------
+def design_points(settings: SimulateSettings) -> dict[str, tuple[list[str], np.ndarray, ParameterBox]]:
+    """design name -> (simulation ids, (n, d) varied-parameter values, the box drawn from)."""
+    from sims.cosmology import PARAMETER_RANGES
+
+    out = {}
+    for d in settings.designs:
+        if d.method == "lhs":
+            box = widen_box(settings.box, d.widen, PARAMETER_RANGES) if d.widen else settings.box
+            values = latin_hypercube(box, d.n, d.seed, d.optimization)
+        else:
+            box, values = settings.box, np.asarray(d.table, dtype=float)
+        ids = [f"{d.name}-{i:04d}" for i in range(len(values))]
+        out[d.name] = (ids, values, box)
+    return out
+
+
+def cosmology_of(settings: SimulateSettings, row: np.ndarray):
+    from sims.cosmology import Cosmology
+
+    return Cosmology.from_dict({**settings.fixed, **dict(zip(settings.box.names, map(float, row)))})
+
+
+def task_memory_bytes(settings: SimulateSettings) -> int:
+    """Memory one simulation task may use [bytes].
+
+    The engine's own estimate counts particle and mesh arrays; measured peaks
+    are about 1.5x that plus ~0.5 GB of interpreter, CAMB and FFTW state.
+    """
+    if settings.memory_per_task is not None:
+        return settings.memory_per_task
+    return int(0.5e9 + 1.5 * settings.sim.memory_estimate_bytes())
+
+
+def sim_path(run_dir: Path, design: str, sim_id: str) -> Path:
+    return run_dir / "sims" / design / f"{sim_id}.h5"
+
+
+# -- the task (runs on a worker) ------------------------------------------------
+def _matches(path: Path, cosmo, config) -> bool:
+    """A complete file whose stored cosmology and physics settings equal the requested ones."""
+    from sims.io import is_complete, read_config
+
+    if not is_complete(path):
+        return False
+    try:
+        stored_cosmo, stored_config = read_config(path)
+    except (OSError, ValueError):
+        return False
+    same_cosmo = all(math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or a == b
+                     for a, b in zip(stored_cosmo.to_dict().values(), cosmo.to_dict().values()))
+    return same_cosmo and stored_config.replace(threads=None) == config.replace(threads=None)
+
+
+def _write_failure(path: Path, sim_id: str, exc: BaseException) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".failed.tmp")
+    tmp.write_text(json.dumps({
+        "id": sim_id, "host": socket.gethostname(), "pid": os.getpid(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }, indent=1))
+    os.replace(tmp, path)
+
+
+def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: str, provenance: dict) -> dict:
+    """Run one simulation and write it atomically; idempotent (a matching complete file is kept)."""
+    import dataclasses
+
+    from sims.config import SimConfig
+    from sims.cosmology import Cosmology
+    from sims.io import write_result
+    from sims.run import run_simulation
+
+    out = Path(out_path)
+    failed = out.with_suffix(".failed")
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        from distributed import get_worker
+
+        where["worker"] = get_worker().address
+    except (ImportError, ValueError):
+        where["worker"] = "local"
+    t0 = time.perf_counter()
+    try:
+        cosmo = Cosmology.from_dict(cosmo_params)
+        config = SimConfig.from_dict(config_dict)
+        if _matches(out, cosmo, config):
+            return {"id": sim_id, "status": "skipped", "seconds": 0.0, **where}
+        result = run_simulation(cosmo, config, progress=False)
+        result = dataclasses.replace(result, extra={**result.extra, **provenance, "sim_id": sim_id,
+                                                    "worker": where})
+        write_result(out, result)
+    except BaseException as exc:
+        # Kept next to the results so `cosmopipe status` can show it; cleared on success.
+        _write_failure(failed, sim_id, exc)
+        raise
+    failed.unlink(missing_ok=True)
+    return {"id": sim_id, "status": "done", "seconds": time.perf_counter() - t0, **where}
+
+
+# -- fingerprint and status -----------------------------------------------------
+def _fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _fingerprint_diff(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}.{key}" if prefix else key)
+        return out
+    if old != new:
+        return [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
+    return []
+
+
+def check_run_dir(settings: SimulateSettings, run_dir: Path) -> None:
+    """Refuse to mix physics: an existing campaign.json must equal this workflow's fingerprint."""
+    path = run_dir / "campaign.json"
+    new = json.loads(json.dumps(settings.fingerprint()))
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = _fingerprint_diff(old, new)
+        if diff:
+            shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} differences)" if len(diff) > 6 else "")
+            raise ConfigError(settings.source, "simulate",
+                              f"the run directory {run_dir} holds simulations made with other physics settings "
+                              f"({shown}). Use a new run_dir (or --run-dir) or remove the old one; results are "
+                              f"never mixed.")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(new, indent=1))
+    os.replace(tmp, path)
+
+
+def campaign_status(run_dir: Path) -> dict[str, dict[str, list[str]]]:
+    """design -> {'done': ids, 'failed': ids, 'missing': ids} from the files in a run directory."""
+    from sims.io import is_complete
+
+    designs_dir = run_dir / "designs"
+    if not (run_dir / "campaign.json").is_file() or not designs_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a cosmopipe run directory (no campaign.json / designs/)")
+    out = {}
+    for table in sorted(designs_dir.glob("*.csv")):
+        design = table.stem
+        with table.open() as fh:
+            ids = [line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()]
+        status = {"done": [], "failed": [], "missing": []}
+        for sid in ids:
+            path = sim_path(run_dir, design, sid)
+            if is_complete(path):
+                status["done"].append(sid)
+            elif path.with_suffix(".failed").is_file():
+                status["failed"].append(sid)
+            else:
+                status["missing"].append(sid)
+        out[design] = status
+    return out
+
+
+# -- consolidation ----------------------------------------------------------------
+def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: list[str], box: ParameterBox,
+                workflow_raw: dict) -> Path | None:
+    """Gather the complete simulations of a design into datasets/<design>.h5."""
+    from sims.cosmology import Cosmology
+    from sims.io import is_complete, read_result
+
+    from .dataset import SimDataset, write_dataset
+    from .provenance import code_version
+
+    present = [sid for sid in ids if is_complete(sim_path(run_dir, design, sid))]
+    if not present:
+        return None
+    results = [read_result(sim_path(run_dir, design, sid)) for sid in present]
+    k, z = results[0].k, results[0].z
+    for sid, r in zip(present, results):
+        if r.k.shape != k.shape or not np.allclose(r.k, k, rtol=1e-6) or not np.array_equal(r.z, z):
+            raise ValueError(f"{sim_path(run_dir, design, sid)}: k or z grid differs from the rest of design {design}")
+    names = Cosmology.names()
+    missing = [sid for sid in ids if sid not in present]
+    ds = SimDataset(
+        names=names,
+        params=np.array([[r.cosmology.to_dict()[n] for n in names] for r in results]),
+        varied=box.names, lower=np.asarray(box.lower), upper=np.asarray(box.upper),
+        z=z, k=k,
+        boost=np.stack([r.boost for r in results]), pk=np.stack([r.pk for r in results]),
+        pk_lin=np.stack([r.pk_lin for r in results]), nmodes=results[0].nmodes,
+        sim_ids=tuple(present), timings=np.array([r.timings.get("total", np.nan) for r in results]),
+        attrs={"design": design, "sim_config": json.dumps(settings.fingerprint()["simulation"]),
+               "workflow": json.dumps(workflow_raw, default=str), "code_version": code_version(),
+               "missing": json.dumps(missing)},
+    )
+    path = write_dataset(run_dir / "datasets" / f"{design}.h5", ds)
+    if missing:
+        log.warning("dataset %s: %d of %d simulations missing (%s%s)", path, len(missing), len(ids),
+                    ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
+    return path
+
+
+# -- the stage ----------------------------------------------------------------------
+def _resources(client, need_memory: int, need_cores: int) -> dict | None:
+    """Dask resources to request, or None when the workers advertise none."""
+    workers = client.scheduler_info().get("workers", {})
+    have = [w.get("resources", {}) for w in workers.values()]
+    with_mem = [r for r in have if "memory" in r]
+    if not with_mem:
+        if workers:
+            log.warning("the workers advertise no 'memory' resource: concurrency per worker is not limited "
+                        "by the %.2f GB each simulation needs", need_memory / 1e9)
+        return None
+    biggest = max(r["memory"] for r in with_mem)
+    if need_memory > biggest:
+        raise ConfigError("simulate", "memory_per_task",
+                          f"each simulation needs about {need_memory / 1e9:.2f} GB but the largest worker offers "
+                          f"{biggest / 1e9:.2f} GB: give the workers more memory or use fewer particles")
+    res = {"memory": need_memory}
+    if all("cores" in r for r in with_mem):
+        res["cores"] = min(need_cores, max(r["cores"] for r in with_mem))
+    return res
+
+
+def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .provenance import code_version
+
+    run_dir = ctx.run_dir
+    check_run_dir(settings, run_dir)
+    points = design_points(settings)
+    tasks = []
+    for design, (ids, values, box) in points.items():
+        write_table(run_dir / "designs" / f"{design}.csv", box.names, values, ids)
+        for sid, row in zip(ids, values):
+            tasks.append((design, sid, cosmology_of(settings, row)))
+    todo = [t for t in tasks if not _matches(sim_path(run_dir, t[0], t[1]), t[2], settings.sim)]
+    log.info("simulate: %d simulations in %d design(s); %d already complete, %d to run",
+             len(tasks), len(points), len(tasks) - len(todo), len(todo))
+    failures = []
+    if todo:
+        client = ctx.client()
+        need = task_memory_bytes(settings)
+        resources = _resources(client, need, settings.threads_per_task)
+        provenance = {"workflow": ctx.workflow.name, "code_version": code_version()}
+        config_dict = settings.sim.to_dict()
+        futures = {}
+        for design, sid, cosmo in todo:
+            fut = client.submit(simulate_task, sid, cosmo.to_dict(), config_dict,
+                                str(sim_path(run_dir, design, sid)), {**provenance, "design": design},
+                                pure=False, retries=settings.retries, resources=resources)
+            futures[fut] = sid
+        bar = tqdm(total=len(futures), desc="simulations", unit="sim", disable=not ctx.progress, smoothing=0.1)
+        with logging_redirect_tqdm(loggers=[logging.getLogger("cosmopipe")]):
+            for fut in as_completed(futures):
+                sid = futures[fut]
+                if fut.status == "finished":
+                    info = fut.result()
+                    log.info("%s %s on %s (%s) in %.1f s", sid, info["status"], info["worker"], info["host"],
+                             info["seconds"])
+                else:
+                    exc = fut.exception()
+                    tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
+                    log.error("%s failed after %d retries: %s: %s\n%s", sid, settings.retries,
+                              type(exc).__name__, exc, tb)
+                    failures.append(sid)
+                bar.update(1)
+        bar.close()
+    for design, (ids, _, box) in points.items():
+        path = consolidate(settings, run_dir, design, ids, box, ctx.workflow.raw)
+        if path is not None:
+            log.info("dataset %s written (%s)", design, path)
+    if failures:
+        log.error("simulate: %d simulation(s) failed: %s (tracebacks above and in sims/*/*.failed); "
+                  "rerun the workflow to retry them", len(failures), ", ".join(failures))
+        raise RuntimeError(f"{len(failures)} simulation(s) failed: {', '.join(failures[:10])}")
+
+
+def _duration(core_seconds: float) -> str:
+    if core_seconds < 3600:
+        return f"{core_seconds:.3g} core-seconds"
+    return f"{core_seconds / 3600:.3g} core-hours"
+
+
+def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
+    sim = settings.sim
+    points = design_points(settings)
+    n_total = sum(len(ids) for ids, _, _ in points.values())
+    runs = 2 if sim.paired else 1
+    particle_steps = sim.particles**3 * sim.steps * runs
+    core_seconds = particle_steps * NS_PER_PARTICLE_STEP_2CORES * 2 * 1e-9
+    mem = task_memory_bytes(settings)
+    lines = [f"parameters: " + ", ".join(f"{n} [{lo:g}, {hi:g}]" for n, lo, hi in
+                                         zip(settings.box.names, settings.box.lower, settings.box.upper)),
+             "fixed: " + ", ".join(f"{n}={v:g}" for n, v in settings.fixed.items())]
+    for name, (ids, values, box) in points.items():
+        lines.append(f"design {name}: {len(ids)} cosmologies in " + ", ".join(
+            f"{n} [{lo:.4g}, {hi:.4g}]" for n, lo, hi in zip(box.names, box.lower, box.upper)))
+    lines += [
+        f"simulation: {sim.box:g} Mpc/h, {sim.particles}^3 particles, {sim.mesh}^3 mesh, {sim.steps} steps "
+        f"from z={sim.z_init:g}, {len(sim.z_out)} output redshifts in [{min(sim.z_out):g}, {max(sim.z_out):g}]"
+        f"{', paired' if sim.paired else ''}{', fixed amplitude' if sim.fixed_amplitude else ''}",
+        f"tasks: {n_total} ({runs} run{'s' if runs > 1 else ''} each)",
+        f"memory per task: {mem / 1e9:.1f} GB (engine estimate {sim.memory_estimate_bytes() / 1e9:.1f} GB)",
+        f"cost: {particle_steps:.3g} particle-steps per task x {2 * NS_PER_PARTICLE_STEP_2CORES:.0f} core-ns "
+        f"(measured: {NS_PER_PARTICLE_STEP_2CORES:.0f} ns wall per particle-step on 2 cores) "
+        f"= {_duration(core_seconds)} per task, {n_total * core_seconds / 3600:,.3g} core-hours in all "
+        f"(COLA evolution only; initial conditions and {len(sim.z_out)} spectrum measurements add to it)",
+        f"cluster: {ctx.workflow.cluster.describe()}",
+        f"run directory: {ctx.run_dir}",
+    ]
+    if (ctx.run_dir / "campaign.json").is_file():
+        try:
+            st = campaign_status(ctx.run_dir)
+            done = sum(len(s["done"]) for s in st.values())
+            lines.append(f"already complete: {done} of {n_total}")
+        except FileNotFoundError:
+            pass
+    return "\n".join(lines)
+
+
+STAGES = [Stage("simulate", parse_simulate, run_simulate, plan_simulate,
+                help="COLA simulations of the training and test designs")]

@@ -1,0 +1,192 @@
+"""Workflows: a YAML file of stages run in pipeline order.
+
+Top level of a workflow file::
+
+    name: quickstart            # names the run directory (default: the file stem)
+    run_dir: out/quickstart     # default: out/<name>, relative to the working directory
+    data_dir: ../shared/data    # optional; else $COSMOPIPE_DATA
+    cluster: local              # see pipeline.cluster
+    simulate: {...}             # one section per stage, each optional
+    train: {...}
+    validate: {...}
+    sample: {...}
+
+Stages are registered by modules listed in ``_STAGE_MODULES``; each exposes
+``STAGES``, a list of :class:`Stage`.  A stage parses its own section into an
+immutable settings object (errors name file and key path) and runs with a
+:class:`RunContext` that gives it the run directory, a logger and a lazily
+started Dask client.  Stages run in registry order.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .schema import ConfigError, Section, load_yaml, optional, string
+
+__all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry", "run_workflow"]
+
+log = logging.getLogger("cosmopipe.workflow")
+
+_STAGE_MODULES = ("pipeline.simulate", "emulators.stages", "likelihoods.stages")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One workflow stage.
+
+    parse(section, workflow_info) -> settings (frozen; raise ConfigError via section.error)
+    run(settings, ctx) -> None
+    plan(settings, ctx) -> str: what a --dry-run prints (optional)
+    """
+
+    name: str
+    parse: Callable[[Section, dict], Any]
+    run: Callable[[Any, "RunContext"], None]
+    plan: Callable[[Any, "RunContext"], str] | None = None
+    help: str = ""
+
+
+def stage_registry() -> dict[str, Stage]:
+    """All known stages in pipeline order."""
+    stages: dict[str, Stage] = {}
+    for name in _STAGE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        for stage in module.STAGES:
+            stages[stage.name] = stage
+    return stages
+
+
+@dataclass(frozen=True)
+class Workflow:
+    source: str
+    name: str
+    run_dir: Path
+    data_dir: str | None
+    cluster: Any                      # pipeline.cluster.ClusterSpec
+    stages: dict[str, Any]            # stage name -> parsed settings, pipeline order
+    raw: dict = field(default_factory=dict, repr=False)
+
+    def settings(self, stage: str) -> Any:
+        return self.stages[stage]
+
+
+_TOP_KEYS = ("name", "run_dir", "data_dir", "cluster", "description")
+
+
+def load_workflow(path: str | Path, cluster_override: str | None = None, run_dir: str | Path | None = None) -> Workflow:
+    """Read and validate a workflow file (every error names file and key path)."""
+    from .cluster import parse_cluster
+
+    path = Path(path)
+    raw = load_yaml(path)
+    source = str(path)
+    top = Section(raw, "", source)
+    name = top.take("name", string, default=path.stem)
+    top.take("description", string, default="")
+    configured = Path(top.take("run_dir", string, default=f"out/{name}"))
+    run_dir = Path(run_dir) if run_dir is not None else configured
+    data_dir = top.take("data_dir", optional(string), default=None)
+    cluster = parse_cluster(top.take("cluster", default="local") if cluster_override is None else cluster_override,
+                            source, "cluster" if cluster_override is None else "--cluster")
+    registry = stage_registry()
+    info = {"name": name, "source": source, "run_dir": run_dir, "data_dir": data_dir, "raw": raw,
+            "workflow_dir": path.parent}
+    stages: dict[str, Any] = {}
+    for stage_name, stage in registry.items():
+        if stage_name in raw:
+            # Later stages may refer to earlier ones' settings.
+            info["stages"] = stages
+            stages[stage_name] = stage.parse(top.sub(stage_name), info)
+    top.finish(allowed_hint=list(_TOP_KEYS) + list(registry))
+    return Workflow(source=source, name=name, run_dir=run_dir, data_dir=data_dir, cluster=cluster,
+                    stages=stages, raw=raw)
+
+
+class RunContext:
+    """What a running stage gets: paths, logging and a lazily started Dask client."""
+
+    def __init__(self, workflow: Workflow, progress: bool = True, resume: bool = False, client=None):
+        self.workflow = workflow
+        self.run_dir = workflow.run_dir
+        self.progress = progress
+        self.resume = resume
+        self.log = log
+        self._cluster = None
+        self._client = client
+        self._own_client = client is None  # an injected client is the caller's to close
+
+    def path(self, *parts: str) -> Path:
+        return self.run_dir.joinpath(*parts)
+
+    def client(self):
+        """The Dask client of the workflow's cluster, started on first use."""
+        if self._client is None:
+            from .cluster import start_cluster
+
+            self._cluster, self._client = start_cluster(self.workflow.cluster, self.log)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and self._own_client:
+            from .cluster import stop_cluster
+
+            stop_cluster(self._cluster, self._client)
+            self._client = self._cluster = None
+
+
+def _save_resolved(workflow: Workflow) -> None:
+    """The resolved configuration goes into the run directory (human-readable)."""
+    import yaml
+
+    workflow.run_dir.mkdir(parents=True, exist_ok=True)
+    target = workflow.run_dir / "workflow.yaml"
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(workflow.raw, sort_keys=False))
+    os.replace(tmp, target)
+
+
+def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = False,
+                 progress: bool = True, resume: bool = False, client=None) -> None:
+    registry = stage_registry()
+    names = list(workflow.stages)
+    if only is not None:
+        if only not in registry:
+            raise ConfigError(workflow.source, "--stage", f"unknown stage {only!r}; known: {', '.join(registry)}")
+        if only not in workflow.stages:
+            raise ConfigError(workflow.source, only, f"the workflow has no {only!r} section")
+        names = [only]
+    if not names:
+        raise ConfigError(workflow.source, "", f"the workflow defines no stages; known stages: {', '.join(registry)}")
+    ctx = RunContext(workflow, progress=progress, resume=resume, client=client)
+    if dry_run:
+        for name in names:
+            stage = registry[name]
+            text = stage.plan(workflow.stages[name], ctx) if stage.plan else "(no plan available)"
+            print(f"[{name}]\n{text}\n")
+        return
+    _save_resolved(workflow)
+    from .logs import attach_run_log
+
+    with attach_run_log(workflow.run_dir / "run.log"):
+        try:
+            for name in names:
+                log.info("stage %s: starting (run directory %s)", name, workflow.run_dir)
+                registry[name].run(workflow.stages[name], ctx)
+                log.info("stage %s: done", name)
+        finally:
+            ctx.close()
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
