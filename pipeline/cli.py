@@ -186,7 +186,7 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = 
 # Subcommands of the other areas live in their own modules, each exposing
 # SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
 # this module) for user errors. A module not written yet is skipped.
-_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior")
+_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior", "pipeline.cli_data")
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:

@@ -34,6 +34,7 @@ emulator then learns the cosmology dependence without seed-to-seed scatter
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -512,7 +513,9 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
                                 pure=False, retries=settings.retries, resources=resources)
             futures[fut] = sid
         bar = tqdm(total=len(futures), desc="simulations", unit="sim", disable=not ctx.progress, smoothing=0.1)
-        with logging_redirect_tqdm(loggers=[logging.getLogger("cosmopipe")]):
+        # Log lines go above the bar instead of breaking it (root holds the console handler).
+        redirect = logging_redirect_tqdm(loggers=[logging.root]) if ctx.progress else contextlib.nullcontext()
+        with redirect:
             for fut in as_completed(futures):
                 sid = futures[fut]
                 if fut.status == "finished":
