@@ -1,0 +1,309 @@
+"""The LSST-Y1 cosmic-shear likelihood and its workflow factory.
+
+    ln L = -1/2 (d - t(p))^T C^-1 (d - t(p))      over the points kept by the scale cut
+
+d is the xi+- data vector (a mock by default), C its covariance (Gaussian
+analytic at the fiducial point unless a file is given) and t(p) the theory of
+:mod:`likelihoods.shear.limber` at the parameter point p, which the
+likelihood computes itself from ``params`` (it ignores ``theory``).
+
+Workflow section (every key optional; paths are absolute, relative to the
+working directory, or relative to the workflow's data_dir)::
+
+    power:      {source: ee2 | hmcode | emulator | table, path: FILE}     # theory; default ee2
+    survey:     {nz_file: FILE, nbins: 5, z0: 0.13, alpha: 0.78, sigma_z: 0.05,
+                 n_eff: 10.0, sigma_e: 0.26, area: 12300.0, z_max: 4.0}
+    theta:      {min: 2.5, max: 900.0, nbins: 26}                         # arcmin
+    scale_cut:  3000 | 1500 | 750 | 375 | 187.5 | any l_max | none          # default 3000
+    data:       {file: FILE,                      # a cosmopipe-shear-data file; else a mock:
+                 fiducial: {Omega_m: 0.319, ..., A_IA: 0.5},  # truth of the mock, and the value of
+                                                              # every parameter the sampler does not vary
+                 noise_seed: null,                # integer: add one seeded noise realisation
+                 power: {source: ee2}}            # power of the mock (EuclidEmulator2)
+    covariance: {file: FILE}                      # .npy/.npz/text; else Gaussian at the fiducial
+
+A generated mock is written with its covariance and provenance to
+``<run_dir>/lsst_y1_shear_data.h5``.  Parameters missing from ``params`` take
+their fiducial values; :meth:`ShearLikelihood.parameters` lists the
+nuisances with their default priors.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from likelihoods.base import LikelihoodError, TheoryResult
+from sims.cosmology import Cosmology
+
+from .covariance import check_covariance, gaussian_covariance, load_covariance
+from .hankel import theta_edges
+from .limber import ShearModel, nuisance_names, shear_model
+from .mock import add_noise, read_data, write_data
+from .power import SOURCES, power_source
+from .scalecuts import parse_scale_cut, scale_cut_mask
+from .survey import Survey, lsst_y1_survey, survey_from_nz_file
+
+__all__ = ["ShearLikelihood", "from_config", "default_priors", "DATA_FILE_NAME"]
+
+log = logging.getLogger("cosmopipe.shear")
+DATA_FILE_NAME = "lsst_y1_shear_data.h5"
+
+
+def default_priors(nbins: int, fiducial: Mapping[str, float] | None = None) -> dict[str, dict]:
+    """Nuisance priors of the LSST-Y1 set-up of CoCoA: dz_i ~ N(0, 0.002),
+    m_i ~ N(0, 0.005), A_IA and eta_IA flat in [-5, 5]; with a starting point
+    ('ref', the fiducial value), a proposal width and a LaTeX label."""
+    fid = {"A_IA": 0.5, **(fiducial or {})}
+    out: dict[str, dict] = {}
+    for i in range(1, nbins + 1):
+        out[f"dz_{i}"] = {"prior": "gaussian", "mean": 0.0, "sigma": 0.002, "ref": fid.get(f"dz_{i}", 0.0),
+                          "proposal": 0.002, "latex": rf"\Delta z_{{{i}}}"}
+    for i in range(1, nbins + 1):
+        out[f"m_{i}"] = {"prior": "gaussian", "mean": 0.0, "sigma": 0.005, "ref": fid.get(f"m_{i}", 0.0),
+                         "proposal": 0.005, "latex": f"m_{{{i}}}"}
+    out["A_IA"] = {"prior": "flat", "min": -5.0, "max": 5.0, "ref": fid["A_IA"], "proposal": 0.1,
+                   "latex": r"A_\mathrm{IA}"}
+    out["eta_IA"] = {"prior": "flat", "min": -5.0, "max": 5.0, "ref": fid.get("eta_IA", 0.0), "proposal": 0.2,
+                     "latex": r"\eta_\mathrm{IA}"}
+    return out
+
+
+@dataclass
+class ShearLikelihood:
+    """Gaussian xi+- likelihood (module doc).
+
+    model  theory (its power source is the one sampled with)
+    data   full data vector (2 npairs ntheta,)
+    cov    its covariance
+    mask   points kept (scale cut)
+    """
+
+    model: ShearModel
+    data: np.ndarray
+    cov: np.ndarray
+    mask: np.ndarray
+    name: str = "lsst_y1_shear"
+    provenance: dict = field(default_factory=dict)
+    _inv: np.ndarray = field(init=False, repr=False)
+    _data_cut: np.ndarray = field(init=False, repr=False)
+    _warned: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self):
+        size = self.model.size
+        self.data = np.asarray(self.data, dtype=float)
+        self.mask = np.asarray(self.mask, dtype=bool)
+        if self.data.shape != (size,) or self.mask.shape != (size,):
+            raise LikelihoodError(f"{self.name}: data and mask must have the model's length {size}, "
+                                  f"got {self.data.shape} and {self.mask.shape}")
+        if not np.all(np.isfinite(self.data)):
+            raise LikelihoodError(f"{self.name}: data vector has non-finite entries")
+        if not self.mask.any():
+            raise LikelihoodError(f"{self.name}: the scale cut removes every data point")
+        self.cov = check_covariance(self.cov, size, f"{self.name}")
+        cut = self.cov[np.ix_(self.mask, self.mask)]
+        self._inv = np.linalg.inv(cut)
+        self._inv = 0.5 * (self._inv + self._inv.T)
+        self._data_cut = self.data[self.mask]
+
+    # -- the Likelihood protocol -------------------------------------------------
+    def requirements(self) -> dict[str, Any]:
+        return {}
+
+    def parameters(self) -> dict[str, dict]:
+        return default_priors(self.model.nbins, self.model.fiducial)
+
+    @property
+    def input_params(self) -> tuple[str, ...]:
+        """Cosmological parameters read from ``params`` (the rest take fiducial values)."""
+        return Cosmology.names()
+
+    def loglike(self, theory: TheoryResult | None, params: Mapping[str, float]) -> float:
+        """-chi^2/2.  Parameters outside the theory's domain (Cosmology ranges, the
+        power source's box, |dz| > 0.5, m <= -1) give -inf, logged once;
+        non-numeric or non-finite values raise LikelihoodError."""
+        try:
+            vector = self.theory_vector(params)
+        except LikelihoodError:
+            raise
+        except ValueError as exc:
+            if not self._warned:
+                log.warning("%s: point outside the theory's domain, ln L = -inf (%s); further cases not logged",
+                            self.name, exc)
+                self._warned = True
+            return -math.inf
+        if not np.all(np.isfinite(vector)):
+            raise LikelihoodError(f"{self.name}: theory is not finite at {dict(params)}")
+        return -0.5 * self.chi2_of(vector)
+
+    # -- helpers -----------------------------------------------------------------
+    def theory_vector(self, params: Mapping[str, float]) -> np.ndarray:
+        """Full theory data vector at ``params`` (other likelihoods' names ignored)."""
+        return self.model.data_vector(params, strict=False)
+
+    def chi2_of(self, vector: np.ndarray) -> float:
+        r = vector[self.mask] - self._data_cut
+        return float(r @ self._inv @ r)
+
+    def chi2(self, params: Mapping[str, float]) -> float:
+        return self.chi2_of(self.theory_vector(params))
+
+    @property
+    def n_points(self) -> int:
+        return int(self.mask.sum())
+
+
+# -- factory ---------------------------------------------------------------------
+def _resolve(sec, key: str, value: str, info: Mapping) -> Path:
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        if not path.exists():
+            raise sec.error(key, f"file {path} not found")
+        return path
+    data_dir = info.get("data_dir") if info else None
+    if data_dir and (Path(data_dir) / path).exists():
+        return Path(data_dir) / path
+    where = f" (nor under data_dir {data_dir})" if data_dir else ""
+    raise sec.error(key, f"file {value} not found{where}")
+
+
+def _wrap(sec, key: str, fn, *args, **kwargs):
+    """Call fn; LikelihoodError/ValueError become ConfigErrors naming ``key``."""
+    from pipeline.schema import ConfigError
+
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise sec.error(key, str(exc)) from None
+
+
+def _power_from(sec, info, default_source: str = "ee2"):
+    from pipeline.schema import choice, optional, string
+
+    source = sec.take("source", choice(*SOURCES), default=default_source)
+    path = sec.take("path", optional(string), default=None)
+    sec.finish()
+    if source in ("emulator", "table") and path is None:
+        raise sec.error("path", f"is required for source {source!r}")
+    if source not in ("emulator", "table") and path is not None:
+        raise sec.error("path", f"is only used by sources emulator and table, not {source!r}")
+    resolved = _resolve(sec, "path", path, info) if path else None
+    return _wrap(sec, "path" if path else "source", power_source, source, resolved)
+
+
+def _survey_from(sec, info) -> Survey:
+    from pipeline.schema import number, optional, positive_int, positive_number, string
+
+    nz_file = sec.take("nz_file", optional(string), default=None)
+    nbins = sec.take("nbins", positive_int, default=None)
+    n_eff = sec.take("n_eff", positive_number, default=10.0)
+    sigma_e = sec.take("sigma_e", positive_number, default=0.26)
+    area = sec.take("area", positive_number, default=12300.0)
+    analytic = {name: sec.take(name, number, default=None) for name in ("z0", "alpha", "sigma_z", "z_max")}
+    sec.finish()
+    if nz_file is not None:
+        given = [k for k, v in analytic.items() if v is not None]
+        if given:
+            raise sec.error(given[0], "applies to the analytic SRD n(z) only, not with nz_file")
+        path = _resolve(sec, "nz_file", nz_file, info)
+        return _wrap(sec, "nz_file", survey_from_nz_file, path, n_eff_total=n_eff, sigma_e=sigma_e,
+                     area_deg2=area, nbins=nbins)
+    defaults = {"z0": 0.13, "alpha": 0.78, "sigma_z": 0.05, "z_max": 4.0}
+    kwargs = {k: (v if v is not None else defaults[k]) for k, v in analytic.items()}
+    return _wrap(sec, "nz_file", lsst_y1_survey, nbins=nbins or 5, n_eff_total=n_eff, sigma_e=sigma_e,
+                 area_deg2=area, **kwargs)
+
+
+def _fiducial_from(sec, nbins: int) -> dict:
+    from pipeline.schema import number
+
+    allowed = list(Cosmology.names()) + nuisance_names(nbins)
+    out = {}
+    for key in list(sec.keys()):
+        if key not in allowed:
+            raise sec.error(str(key), f"unknown parameter; allowed: {', '.join(allowed)}")
+        out[key] = sec.take(key, number)
+    sec.finish()
+    try:
+        Cosmology.from_dict({k: v for k, v in out.items() if k in Cosmology.names()})
+    except ValueError as exc:
+        raise sec.error(None, str(exc)) from None
+    return out
+
+
+def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
+    """Build the likelihood from its workflow section (module doc)."""
+    from pipeline.schema import Section, optional, positive_int, positive_number, nonnegative_int, string
+
+    info = dict(info or {})
+    if not isinstance(section, Section):
+        section = Section(section, "lsst_y1_shear")
+    survey = _survey_from(section.sub("survey", default={}), info)
+    tsec = section.sub("theta", default={})
+    tmin = tsec.take("min", positive_number, default=2.5)
+    tmax = tsec.take("max", positive_number, default=900.0)
+    nt = tsec.take("nbins", positive_int, default=26)
+    tsec.finish()
+    edges = _wrap(tsec, "min", theta_edges, tmin, tmax, nt)
+    lmax = section.take("scale_cut", parse_scale_cut, default=3000.0)
+    power = _power_from(section.sub("power", default={}), info)
+
+    dsec = section.sub("data", default={})
+    data_file = dsec.take("file", optional(string), default=None)
+    fiducial = _fiducial_from(dsec.sub("fiducial", default={}), survey.nbins)
+    noise_seed = dsec.take("noise_seed", optional(nonnegative_int), default=None)
+    dpower_sec = dsec.sub("power", default={})
+    csec = section.sub("covariance", default={})
+    cov_file = csec.take("file", optional(string), default=None)
+    csec.finish()
+    section.finish()
+
+    model = _wrap(section, "data.fiducial", shear_model, survey, power, edges, fiducial=fiducial)
+    provenance: dict[str, Any] = {"power": power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax}
+
+    cov = None
+    if cov_file is not None:
+        cov = _wrap(csec, "file", load_covariance, _resolve(csec, "file", cov_file, info), model.size)
+        provenance["covariance"] = str(cov_file)
+
+    if data_file is not None:
+        if noise_seed is not None or dsec.has("power"):
+            given = [k for k in ("noise_seed", "power") if dsec.has(k)][0]
+            raise dsec.error(given, "describes a generated mock; it cannot be combined with data.file")
+        dpower_sec.finish()
+        stored = _wrap(dsec, "file", read_data, _resolve(dsec, "file", data_file, info))
+        data = stored["data"]
+        if data.shape != (model.size,):
+            raise dsec.error("file", f"data vector has length {data.size}, the model expects {model.size}")
+        if cov is None:
+            cov = stored["covariance"]
+            provenance["covariance"] = f"from {data_file}"
+        dsec.finish()
+        provenance["data"] = {"file": str(data_file), "fiducial": stored["fiducial"], "noise_seed": stored["noise_seed"],
+                              "power": stored["power"]}
+    else:
+        dpower = _power_from(dpower_sec, info, default_source="ee2")
+        dsec.finish()
+        same = type(dpower) is type(power) and dpower.describe() == power.describe()
+        data_model = model if same else _wrap(dsec, "fiducial", shear_model, survey, dpower, edges,
+                                                         fiducial=fiducial)
+        noiseless = _wrap(dsec, "fiducial", data_model.data_vector, {})
+        if cov is None:
+            cov = gaussian_covariance(data_model, {})
+            provenance["covariance"] = "gaussian analytic at the fiducial"
+        data = noiseless if noise_seed is None else add_noise(noiseless, cov, noise_seed)
+        provenance["data"] = {"mock": True, "fiducial": dict(data_model.fiducial), "noise_seed": noise_seed,
+                              "power": dpower.describe()}
+        run_dir = info.get("run_dir")
+        if run_dir:
+            path = write_data(Path(run_dir) / DATA_FILE_NAME, data, noiseless, cov, data_model, data_model.fiducial,
+                              noise_seed)
+            provenance["data"]["file"] = str(path)
+    mask = scale_cut_mask(edges, len(survey.pairs), lmax)
+    return ShearLikelihood(model=model, data=data, cov=cov, mask=mask, provenance=provenance)
