@@ -1,0 +1,475 @@
+"""The sampler: priors, convergence diagnostics, the sample stage end to end on a known
+Gaussian, GetDist output, killed-and-resumed chains, Dask vs in-process evaluation.
+
+References are analytic: the 3-D correlated Gaussian of test_sampling_support (posterior
+mean and covariance known), scipy.stats densities for the priors, an AR(1) process
+(tau = (1 + phi) / (1 - phi)) for the autocorrelation estimator.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+import test_sampling_support as support
+from likelihoods.priors import Prior, PriorSet, parse_prior, prior_from_default
+from likelihoods.sampling import (Convergence, autocorr_times, check_convergence, choose_parallel, dask_tasks,
+                                  gelman_rubin, read_chain)
+from likelihoods.stages import parse, run
+from pipeline.schema import ConfigError, Section
+from pipeline.workflow import RunContext, Workflow
+
+TESTS = Path(__file__).parent
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _settings(sample: dict, run_dir: Path, name: str = "g3"):
+    info = {"name": name, "run_dir": run_dir, "source": "test.yaml", "data_dir": None}
+    return parse(Section(sample, "sample", "test.yaml"), info)
+
+
+def _ctx(run_dir: Path, resume: bool = False, client=None) -> RunContext:
+    wf = Workflow(source="test.yaml", name="g3", run_dir=run_dir, data_dir=None, cluster=None, stages={})
+    ctx = RunContext(wf, progress=False, resume=resume)
+    if client is not None:
+        ctx.client = lambda: client
+    return ctx
+
+
+def _sample_section(**sampler) -> dict:
+    base = {"walkers": 16, "chains": 2, "seed": 5, "max_steps": 4000, "check_every": 100, "parallel": "vectorize"}
+    base.update(sampler)
+    return {"likelihoods": {"gauss3": {}},
+            "params": {"x2": {"prior": {"min": -5.0, "max": 3.0}, "ref": -0.8, "proposal": 0.05, "latex": "x_2"},
+                       "xsum": {"derived": True, "latex": "x_1+x_2+x_3"}},
+            "sampler": base}
+
+
+@pytest.fixture(autouse=True)
+def _gauss3(monkeypatch):
+    support.register(monkeypatch)
+
+
+# -- priors ----------------------------------------------------------------------------------
+def test_log_prior_matches_scipy_densities():
+    flat = Prior("flat", 0.24, 0.40)
+    gauss = Prior("gaussian", mean=0.0, sigma=0.002)
+    trunc = Prior("gaussian", lower=0.0, upper=5.0, mean=0.5, sigma=0.3)
+    ps = PriorSet(["Omega_m", "dz_1", "A_IA"], [flat, gauss, trunc])
+    rng = np.random.default_rng(0)
+    theta = np.stack([rng.uniform(0.2, 0.44, (4, 5)), rng.normal(0, 0.003, (4, 5)), rng.uniform(-0.2, 1.5, (4, 5))],
+                     axis=-1)
+    expected = (stats.uniform(0.24, 0.16).logpdf(theta[..., 0])
+                + stats.norm(0.0, 0.002).logpdf(theta[..., 1])
+                + stats.truncnorm((0 - 0.5) / 0.3, (5 - 0.5) / 0.3, loc=0.5, scale=0.3).logpdf(theta[..., 2]))
+    got = ps.log_prior(theta)
+    assert got.shape == (4, 5)
+    inside = np.isfinite(expected)
+    assert np.array_equal(np.isfinite(got), inside) and inside.any() and (~inside).any()
+    np.testing.assert_allclose(got[inside], expected[inside], rtol=1e-12, atol=1e-12)
+    # Draws follow the prior: moments of the truncated Gaussian and the flat range.
+    draws = ps.draw(rng, 40000)
+    assert np.all(draws >= ps.lower) and np.all(draws <= ps.upper)
+    ref = stats.truncnorm((0 - 0.5) / 0.3, (5 - 0.5) / 0.3, loc=0.5, scale=0.3)
+    assert abs(draws[:, 2].mean() - ref.mean()) < 5 * ref.std() / math.sqrt(40000)
+    assert abs(draws[:, 0].std() - 0.16 / math.sqrt(12)) < 0.02 * 0.16 / math.sqrt(12)
+
+
+@pytest.mark.parametrize("data, key, text", [
+    ({"min": 0.4, "max": 0.24}, "p.max", "must be above min"),
+    ({"min": 0.1}, "p.max", "is required for a flat prior"),
+    ({"dist": "gaussian", "mean": 0, "sigma": -1}, "p.sigma", "positive"),
+    ({"dist": "gaussian", "mean": 0, "sigma": 1, "mu": 2}, "p.mu", "unknown key"),
+    ({"dist": "cauchy", "min": 0, "max": 1}, "p.dist", "flat, gaussian"),
+    ({"min": 0, "max": 1, "sigma": 1}, "p.sigma", "only a Gaussian prior"),
+])
+def test_prior_config_errors_name_the_key(data, key, text):
+    with pytest.raises(ConfigError) as exc:
+        parse_prior(Section(data, "p", "x.yaml"))
+    assert exc.value.key == key and text in str(exc.value)
+
+
+def test_likelihood_default_prior_formats():
+    prior, extras = prior_from_default({"prior": "gaussian", "mean": 1, "sigma": 0.0025, "latex": "A"}, "planck")
+    assert (prior.dist, prior.mean, prior.sigma, extras["latex"]) == ("gaussian", 1.0, 0.0025, "A")
+    prior, _ = prior_from_default({"prior": {"min": -5, "max": 5}, "ref": 0.5}, "shear")
+    assert (prior.dist, prior.lower, prior.upper) == ("flat", -5.0, 5.0)
+
+
+# -- diagnostics ---------------------------------------------------------------------------
+def test_autocorr_time_of_ar1_process():
+    """AR(1) x_t = phi x_{t-1} + e_t has integrated autocorrelation time (1 + phi) / (1 - phi)."""
+    rng = np.random.default_rng(1)
+    phi, n, walkers = 0.9, 20000, 8
+    x = np.zeros((n, walkers, 1))
+    e = rng.standard_normal((n, walkers))
+    for t in range(1, n):
+        x[t, :, 0] = phi * x[t - 1, :, 0] + e[t]
+    tau = autocorr_times(x)[0]
+    assert abs(tau / ((1 + phi) / (1 - phi)) - 1) < 0.1
+
+
+def test_gelman_rubin_against_analytic_values():
+    rng = np.random.default_rng(2)
+    same = [rng.standard_normal((200000, 2)) for _ in range(3)]
+    r_multi, r_params = gelman_rubin(same)
+    assert r_multi < 1e-4 and np.all(r_params < 1e-4)
+    # Two unit-variance chains with means -d and +d: R-1 = var(means) / W = 2 d^2.
+    d = 0.1
+    shifted = [rng.standard_normal((400000, 1)) - d, rng.standard_normal((400000, 1)) + d]
+    r_multi, r_params = gelman_rubin([s - s.mean(0) + m for s, m in zip(shifted, (-d, d))])
+    assert abs(r_multi / (2 * d * d) - 1) < 0.01 and abs(r_params[0] / (2 * d * d) - 1) < 0.01
+
+
+def test_convergence_tests_report_which_failed():
+    rng = np.random.default_rng(3)
+    chains = [rng.standard_normal((400, 8, 2)) for _ in range(2)]      # independent draws: tau ~ 1
+    conv = Convergence(tau_factor=50, tau_rtol=0.5, rminus1=0.01)
+    first = check_convergence(chains, conv, None)
+    assert first.tau_ok and not first.tau_stable and not first.converged     # no previous tau yet
+    second = check_convergence(chains, conv, np.array(first.tau))
+    assert second.converged and second.rminus1 < 0.01
+    short = check_convergence([c[:20] for c in chains], conv, np.array(first.tau))
+    assert not short.tau_ok and not short.converged
+    apart = check_convergence([chains[0], chains[1] + 1.0], conv, np.array(first.tau))
+    assert apart.tau_ok and not apart.rminus1_ok and not apart.converged
+
+
+def test_choose_parallel_follows_the_cost():
+    assert choose_parallel(3e-5, 19, None)[0] == "vectorize"          # cheap: no cluster started
+    assert choose_parallel(5e-3, 19, None)[0] == "dask"               # worth starting one
+    assert choose_parallel(5e-3, 19, 1)[0] == "vectorize"             # one thread gains nothing
+    assert choose_parallel(2.0, 4, 2)[0] == "dask"
+    assert dask_tasks(19, 64, 2.0) == 19 and dask_tasks(19, 2, None) == 2 and dask_tasks(3, 8, None) == 3
+
+
+# -- the stage on a known Gaussian ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def converged_run(tmp_path_factory):
+    """One run of the stage to convergence: chains of 30 tau, tau stable to 5%, R-1 < 0.01
+    (looser than the defaults of 50 tau and 1% to keep the test short; the Monte Carlo
+    errors the checks use come from the measured tau either way)."""
+    mp = pytest.MonkeyPatch()
+    support.register(mp)
+    run_dir = tmp_path_factory.mktemp("converged")
+    sample = _sample_section()
+    sample["sampler"]["convergence"] = {"tau_factor": 30, "tau_rtol": 0.05, "rminus1": 0.01}
+    settings = _settings(sample, run_dir)
+    t0 = time.perf_counter()
+    run(settings, _ctx(run_dir))
+    wall = time.perf_counter() - t0
+    mp.undo()
+    return run_dir, settings, wall
+
+
+def test_gaussian_posterior_recovered(converged_run):
+    run_dir, settings, wall = converged_run
+    summary = json.loads((run_dir / "chains" / "summary.json").read_text())
+    assert summary["status"] == "converged" and "convergence tests passed" in summary["stopped_because"]
+    assert summary["tests"]["tau_long_enough"] and summary["tests"]["tau_stable"]
+    assert summary["tests"]["rminus1"] < 0.01
+    names = list(summary["tau"])
+    assert names == ["x2", "x1", "x3"]                 # x1, x3 from the likelihood's default priors
+    order = [1, 0, 2]
+    burn, thin = summary["burn_in_steps"], summary["thin"]
+    samples = np.concatenate([read_chain(run_dir / "chains" / f"chain_{i}.h5", burn)[0] for i in (1, 2)])
+    mean, cov = support.MEAN[order], support.COV[np.ix_(order, order)]
+    # Monte Carlo errors: N / tau effective samples.
+    tau = np.array([summary["tau"][n] for n in names])
+    n_eff = samples.shape[0] / tau
+    err_mean = np.sqrt(np.diag(cov) / n_eff)
+    assert np.all(np.abs(samples.mean(0) - mean) < 4 * err_mean), (samples.mean(0), mean, err_mean)
+    sd = np.sqrt(np.diag(cov))
+    got_sd = samples.std(0, ddof=1)
+    assert np.all(np.abs(got_sd / sd - 1) < 4 / np.sqrt(2 * n_eff)), (got_sd, sd)
+    corr = np.corrcoef(samples, rowvar=False)
+    want = cov / np.outer(sd, sd)
+    assert np.all(np.abs(corr - want) < 4 * (1 - want**2) / np.sqrt(n_eff.min()) + 1e-12)
+    print(f"converged Gaussian run: {summary['steps_per_chain']} steps x 2 chains, {wall:.1f} s")
+
+
+def test_getdist_files_readable(converged_run):
+    from getdist import loadMCSamples
+
+    run_dir, settings, _ = converged_run
+    root = run_dir / "chains" / "g3"
+    names = (root.parent / "g3.paramnames").read_text().split("\n")
+    assert names[:4] == ["x2\tx_2", "x1\tx_1", "x3\tx_3", "xsum*\tx_1+x_2+x_3"]
+    ranges = dict(line.split(" ", 1) for line in (root.parent / "g3.ranges").read_text().strip().split("\n"))
+    assert ranges["x2"] == "-5.0 3.0"
+    samples = loadMCSamples(str(root), settings={"ignore_rows": 0})
+    table = np.concatenate([np.loadtxt(root.parent / f"g3_{i}.txt") for i in (1, 2)])
+    assert samples.numrows == table.shape[0]
+    x = table[:, 2:5]
+    # Derived columns from the blobs agree with the parameters they derive from.
+    np.testing.assert_allclose(table[:, 5], x.sum(1), rtol=1e-10, atol=1e-10)
+    d = x[:, [1, 0, 2]] - support.MEAN
+    chi2 = np.einsum("ni,ij,nj->n", d, np.linalg.inv(support.COV), d)
+    np.testing.assert_allclose(table[:, 6], chi2, rtol=1e-8, atol=1e-10)
+    # -ln posterior column = chi2/2 - ln prior (flat priors: minus the log volume).
+    log_volume = math.log(8.0) + math.log(16 * support.SIGMA[0]) + math.log(16 * support.SIGMA[2])
+    np.testing.assert_allclose(table[:, 1], 0.5 * chi2 + log_volume, rtol=1e-10)
+    stats_ = samples.getMargeStats()
+    assert abs(stats_.parWithName("x1").mean - support.MEAN[0]) < 4 * support.SIGMA[0] / math.sqrt(
+        samples.numrows / 20)
+
+
+def test_budget_stop_and_existing_chains(tmp_path):
+    settings = _settings(_sample_section(max_steps=100, check_every=50), tmp_path)
+    run(settings, _ctx(tmp_path))
+    summary = json.loads((tmp_path / "chains" / "summary.json").read_text())
+    assert summary["status"] == "budget" and "budget of 100 steps" in summary["stopped_because"]
+    assert "budget" in (tmp_path / "chains" / "summary.md").read_text().splitlines()[0]
+    with pytest.raises(ConfigError, match="--resume"):
+        run(settings, _ctx(tmp_path))
+    # A resumed chain must match the configuration it was made with.
+    changed = _sample_section(max_steps=100, check_every=50)
+    changed["params"]["x2"]["prior"]["max"] = 2.5
+    with pytest.raises(ConfigError, match="different configuration.*priors"):
+        run(_settings(changed, tmp_path), _ctx(tmp_path, resume=True))
+    # restart: true deletes and starts afresh.
+    run(_settings(_sample_section(max_steps=50, check_every=50, restart=True), tmp_path), _ctx(tmp_path))
+    assert json.loads((tmp_path / "chains" / "summary.json").read_text())["steps_per_chain"] == 50
+
+
+# -- config errors of the stage ----------------------------------------------------------------
+def _expect_error(sample: dict, key: str, text: str, tmp_path: Path, at_run: bool = False):
+    with pytest.raises(ConfigError) as exc:
+        settings = _settings(sample, tmp_path)
+        if at_run:
+            run(settings, _ctx(tmp_path))
+    assert exc.value.key == key, str(exc.value)
+    assert text in str(exc.value)
+
+
+def test_config_errors(tmp_path):
+    s = _sample_section()
+    s["params"]["Omega_m"] = {"prior": {"min": 0.2, "max": 0.4}}
+    _expect_error(s, "sample.params.Omega_m", "no likelihood or theory uses parameter 'Omega_m'", tmp_path, True)
+    s = _sample_section()
+    s["params"]["x2"]["prior"]["mu"] = 1
+    _expect_error(s, "sample.params.x2.prior.mu", "unknown key", tmp_path)
+    s = _sample_section()
+    s["params"]["x2"]["prior"] = {"min": 3, "max": -5}
+    _expect_error(s, "sample.params.x2.prior.max", "must be above min", tmp_path)
+    s = _sample_section()
+    s["params"]["x2"]["ref"] = 4.0
+    _expect_error(s, "sample.params.x2.ref", "outside the prior", tmp_path)
+    s = _sample_section()
+    s["sampler"]["tau_factor"] = 50
+    _expect_error(s, "sample.sampler.tau_factor", "unknown key", tmp_path)
+    s = _sample_section(walkers=15)
+    _expect_error(s, "sample.sampler.walkers", "must be even", tmp_path)
+    s = _sample_section(parallel="mpi")
+    _expect_error(s, "sample.sampler.parallel", "auto, vectorize, dask, none", tmp_path)
+    s = _sample_section()
+    s["likelihoods"] = {"gauss4": {}}
+    _expect_error(s, "sample.likelihoods.gauss4", "unknown likelihood", tmp_path)
+    s = _sample_section()
+    s["likelihoods"]["gauss3"] = {"slep": 1}
+    _expect_error(s, "sample.likelihoods.gauss3.slep", "unknown key", tmp_path, True)
+    s = _sample_section()
+    s["theory"] = {"provider": "emulator"}
+    _expect_error(s, "sample.theory.provider", "not available yet", tmp_path)
+    s = _sample_section()
+    s["params"]["dz_9"] = {"ref": 0.0}
+    _expect_error(s, "sample.params.dz_9", "no likelihood or theory uses", tmp_path, True)
+
+
+# -- kill and resume ----------------------------------------------------------------------
+def _workflow(tmp_path: Path, run_dir: Path, sleep: float, **sampler) -> Path:
+    sample = _sample_section(walkers=8, max_steps=120, check_every=40, **sampler)
+    sample["likelihoods"]["gauss3"] = {"sleep": sleep}
+    path = tmp_path / f"wf_{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump({"name": "g3", "run_dir": str(run_dir), "sample": sample}))
+    return path
+
+
+def _cli_background(*args) -> subprocess.Popen:
+    """``cosmopipe ARGS`` (with gauss3 registered) in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(TESTS / "test_sampling_support.py"), *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _steps(path: Path) -> int:
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return int(f["mcmc"].attrs["iteration"])
+    except (OSError, KeyError):
+        return 0
+
+
+def test_killed_chain_resumes_without_losing_steps(tmp_path, capsys):
+    """SIGKILL mid-run, then --resume: the stored steps are kept as they were and the
+    finished chains equal those of an uninterrupted run with the same seed."""
+    from pipeline.cli import main
+
+    killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
+    wf = _workflow(tmp_path, killed_dir, sleep=0.002)
+    proc = _cli_background("run", str(wf), "--stage", "sample", "--no-progress")
+    chain1 = killed_dir / "chains" / "chain_1.h5"
+    deadline = time.time() + 60
+    while _steps(chain1) < 15 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    before = _steps(chain1)
+    assert 15 <= before < 120, f"kill came too late or too early: {before} steps ({proc.stderr.read()[-2000:]})"
+    kept = read_chain(chain1)
+
+    assert main(["run", str(wf), "--stage", "sample", "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+    assert main(["run", str(wf), "--stage", "sample", "--no-progress", "--resume"]) == 0
+    summary = json.loads((killed_dir / "chains" / "summary.json").read_text())
+    assert summary["resumed_from"][0] == before and summary["steps_per_chain"] == 120
+    after = read_chain(chain1)
+    n = kept[0].shape[0]
+    assert after[0].shape[0] == 120 * 8
+    for a, b in zip(kept, after):                       # samples, ln posterior, blobs of the stored steps
+        np.testing.assert_array_equal(a, b[:n])
+
+    assert main(["run", str(_workflow(tmp_path, ref_dir, sleep=0.0)), "--stage", "sample", "--no-progress"]) == 0
+    for i in (1, 2):
+        for a, b in zip(read_chain(killed_dir / "chains" / f"chain_{i}.h5"),
+                        read_chain(ref_dir / "chains" / f"chain_{i}.h5")):
+            np.testing.assert_array_equal(a, b)
+
+
+# -- Dask -------------------------------------------------------------------------------
+def test_dask_pool_gives_the_same_chains(tmp_path):
+    """emcee on a Dask pool draws exactly the chains of in-process evaluation."""
+    distributed = pytest.importorskip("distributed")
+    sample = _sample_section(walkers=8, max_steps=30, check_every=30, parallel="dask")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        run(_settings(sample, tmp_path / "dask"), _ctx(tmp_path / "dask", client=client))
+    sample["sampler"]["parallel"] = "vectorize"
+    run(_settings(sample, tmp_path / "vec"), _ctx(tmp_path / "vec"))
+    assert json.loads((tmp_path / "dask" / "chains" / "summary.json").read_text())["parallel"] == "dask"
+    for i in (1, 2):
+        for a, b in zip(read_chain(tmp_path / "dask" / "chains" / f"chain_{i}.h5"),
+                        read_chain(tmp_path / "vec" / "chains" / f"chain_{i}.h5")):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_dask_without_cluster_is_an_error(tmp_path):
+    settings = _settings(_sample_section(parallel="dask", max_steps=10, check_every=10), tmp_path)
+    ctx = _ctx(tmp_path)
+    ctx.client = None
+    with pytest.raises(ConfigError, match="needs a Dask cluster"):
+        run(settings, ctx)
+
+
+def test_sampling_error_is_raised_for_nan_likelihood(tmp_path, monkeypatch):
+    monkeypatch.setattr(support.GaussLikelihood, "loglike", lambda self, theory, params: float("nan"))
+    settings = _settings(_sample_section(max_steps=10, check_every=10), tmp_path)
+    with pytest.raises(ConfigError, match="likelihood gauss3 returned ln L = nan at x2="):
+        run(settings, _ctx(tmp_path))
+
+
+# -- theory providers ----------------------------------------------------------------------
+def _fake_camb(monkeypatch, calls: list):
+    """A stand-in for likelihoods.camb_theory: sigma8 = 0.8 (A / 2)^(1/2) (Omega_m / 0.3)^0.25."""
+    import types
+
+    from likelihoods.base import TheoryResult
+
+    module = types.ModuleType("likelihoods.camb_theory")
+
+    def camb_theory(params, requirements, settings=None):
+        calls.append((dict(params), dict(requirements), settings))
+        sigma8 = 0.8 * math.sqrt(params["A"] / 2.0) * (params["Omega_m"] / 0.3) ** 0.25
+        return TheoryResult(params=dict(params), sigma8=sigma8 if requirements.get("sigma8") else None)
+
+    def settings_from_section(section):
+        boost = section.take("accuracy_boost", float, default=1.0)
+        section.finish()
+        return {"accuracy_boost": boost}
+
+    module.camb_theory = camb_theory
+    module.settings_from_section = settings_from_section
+    module.theory_params = lambda settings: ("Omega_m", "A")
+    module.merge_requirements = lambda *reqs: {k: v for r in reqs for k, v in r.items()}
+    monkeypatch.setitem(sys.modules, "likelihoods.camb_theory", module)
+
+
+class _Sigma8Likelihood:
+    """ln L = -(sigma8 - 0.8)^2 / (2 * 0.02^2): needs sigma8 from the theory provider."""
+
+    name = "s8like"
+
+    def requirements(self):
+        return {"sigma8": True}
+
+    def parameters(self):
+        return {}
+
+    def loglike(self, theory, params):
+        return -0.5 * ((theory.sigma8 - 0.8) / 0.02) ** 2
+
+
+def test_camb_provider_with_a_fake_module(tmp_path, monkeypatch):
+    from likelihoods.stages import _build_likelihoods, build_posterior
+    from likelihoods.theory import make_theory
+
+    calls = []
+    _fake_camb(monkeypatch, calls)
+    monkeypatch.setitem(sys.modules, "fake_s8", type(sys)("fake_s8"))
+    sys.modules["fake_s8"].from_config = lambda section, info: _Sigma8Likelihood()
+    from likelihoods import base
+
+    monkeypatch.setitem(base.LIKELIHOODS, "s8like", "fake_s8:from_config")
+    sample = {"likelihoods": {"s8like": {}}, "theory": {"provider": "camb", "accuracy_boost": 2.0},
+              "params": {"Omega_m": {"prior": {"min": 0.2, "max": 0.4}}, "A": 2.0,
+                         "S8": {"derived": True, "latex": "S_8"}}}
+    settings = _settings(sample, tmp_path)
+    posterior = build_posterior(settings, _build_likelihoods(settings, tmp_path), logging.getLogger("test"))
+    lnp, blob = posterior.evaluate([0.33])
+    params, requirements, camb_settings = calls[-1]
+    # The likelihood's requirement plus the derived S8 the run asks the provider for.
+    assert params == {"Omega_m": 0.33, "A": 2.0} and requirements == {"sigma8": True, "S8": True}
+    assert camb_settings == {"accuracy_boost": 2.0}
+    sigma8 = 0.8 * (0.33 / 0.3) ** 0.25
+    # The fake gives no S8: derived from sigma8 by S8 = sigma8 sqrt(Omega_m / 0.3).
+    assert blob[1] == pytest.approx(sigma8 * math.sqrt(0.33 / 0.3), rel=1e-12)
+    assert lnp == pytest.approx(-0.5 * ((sigma8 - 0.8) / 0.02) ** 2 - math.log(0.2), rel=1e-12)
+    # A parameter the fake CAMB does not read; a likelihood needing theory with provider none.
+    sample["params"]["tau"] = 0.05
+    with pytest.raises(ConfigError, match="no likelihood or theory uses parameter 'tau'"):
+        s = _settings(sample, tmp_path)
+        build_posterior(s, _build_likelihoods(s, tmp_path), logging.getLogger("test"))
+    del sample["params"]["tau"]
+    sample["theory"] = {"provider": "none"}
+    with pytest.raises(ConfigError, match="s8like need a theory provider"):
+        s = _settings(sample, tmp_path)
+        build_posterior(s, _build_likelihoods(s, tmp_path), logging.getLogger("test"))
+    theory = make_theory(Section({"provider": "none"}, "sample.theory", "x.yaml"))
+    assert theory({"a": 1.0}).params == {"a": 1.0} and theory.params() == ()
+
+
+def test_plot_of_a_stage_run(converged_run, capsys):
+    """cosmopipe plot reads the stage's GetDist files; the table holds the known means."""
+    from pipeline.cli import main
+
+    run_dir, _, _ = converged_run
+    out = run_dir / "plot" / "tri.png"
+    assert main(["plot", str(run_dir), "--out", str(out), "--params", "x1", "x3", "--mark", "x1=0.3"]) == 0
+    md = out.with_suffix(".md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| $x_1$"))
+    mean, err = (float(v) for v in row.split("|")[2].strip().strip("$").split("\\pm"))
+    assert abs(mean - support.MEAN[0]) < 0.2 * support.SIGMA[0] and abs(err / support.SIGMA[0] - 1) < 0.1
+    assert out.stat().st_size > 1000
