@@ -8,6 +8,17 @@ combined Planck + BAO + SN posterior calls CAMB once.  Likelihoods that
 carry their own fast theory (cosmic shear with an emulated P(k)) may ignore
 ``theory`` and read ``params`` only.
 
+Optional likelihood attributes the sample stage uses when present:
+
+* ``input_params``: non-nuisance parameter names the likelihood reads itself
+  (so the stage can reject parameters nothing uses);
+* ``derived(theory, params) -> dict``: derived parameters to store with the chain;
+* ``fiducial``: mapping of parameter values to mark on posterior plots.
+
+Errors: a :class:`LikelihoodError` raised while sampling stops the run (bad
+data or configuration); any other ``ValueError`` (e.g. CAMB refusing a point)
+rejects that point as zero likelihood.
+
 Likelihoods are built from workflow YAML by factories named in
 :data:`LIKELIHOODS` (``"module:function"``); a factory has the signature
 ``factory(section: pipeline.schema.Section, info: dict) -> Likelihood`` where
