@@ -1,0 +1,127 @@
+"""Prediction speed of the boost emulator against EuclidEmulator2.
+
+    python benchmarks/bench_emulator.py [--emulator boost.h5] [--linear linear.h5]
+
+Without --emulator a stand-in boost emulator is trained on EE2 boosts at 100
+Latin-hypercube wCDM cosmologies on the grid of workflows/wcdm_emulator_256.yaml
+(13 z in 0-3, 30 k up to 1.2 h/Mpc); without --linear a linear-power
+emulator is trained on 8 CAMB runs (16 z, 250 k in 1e-4-10 h/Mpc).  Their
+accuracy is irrelevant here: the cost of a prediction depends on the grid
+sizes and the network shape (64 x 64, the default), not on the weights.
+
+Measured (median of repeated calls, one thread):
+
+1. one cosmology on the emulator's full (z, k) training grid, against EE2 on
+   the same grid (target: at least 100x faster);
+2. batched throughput: 1000 cosmologies in one call;
+3. P_nl = P_lin x B for one cosmology on a likelihood grid of 40 z x 100 k
+   (target: well under 1 ms), and EE2's boost alone on that grid.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+TARGET_SPEEDUP = 100.0
+TARGET_PNL_SECONDS = 1e-3
+
+
+def timed(fn, min_seconds: float = 0.5, repeats: int = 7) -> float:
+    """Median wall seconds of one call (calls grouped so each group lasts ~min_seconds/repeats)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    number = max(1, int(min_seconds / repeats / once))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return float(np.median(samples))
+
+
+def stand_in_emulators():
+    from emulators.boost import train_boost
+    from emulators.linear import camb_linear_dataset, latin_hypercube, train_linear
+    from emulators.network import TrainConfig
+    from emulators.synthetic import WCDM_PARAMS, ee2_dataset
+    from emulators.training import FitSettings
+
+    z = np.linspace(0.0, 3.0, 13)
+    k = np.linspace(1.2 / 30, 1.2, 30)
+    fit = FitSettings(network=TrainConfig(hidden=(64, 64), epochs=300), validation_fraction=0.0)
+    boost = train_boost(ee2_dataset(100, z, k, seed=1), fit)
+    z_lin = np.expm1(np.linspace(0.0, np.log1p(3.0), 16))
+    k_lin = np.geomspace(1e-4, 10.0, 250)
+    camb = camb_linear_dataset(latin_hypercube(8, boost.space, seed=1), z_lin, k_lin)
+    linear = train_linear(camb, boost.space, fit)
+    print(f"stand-in emulators: boost on {len(WCDM_PARAMS)} parameters, "
+          f"{len(z)} z x {len(k)} k; linear {len(z_lin)} z x {len(k_lin)} k")
+    return boost, linear
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--emulator", help="a boost emulator file (default: train a stand-in)")
+    ap.add_argument("--linear", help="a linear-power emulator file (default: the emulator's, or a stand-in)")
+    ap.add_argument("--batch", type=int, default=1000)
+    args = ap.parse_args(argv)
+
+    import dataclasses
+
+    import emulators
+    from emulators.ee2 import ee2_boost
+
+    if args.emulator:
+        boost = emulators.load(args.emulator)
+        linear = emulators.load(args.linear) if args.linear else boost.linear
+    else:
+        boost, linear = stand_in_emulators()
+        if args.linear:
+            linear = emulators.load(args.linear)
+    if linear is not None:
+        boost = dataclasses.replace(boost, linear=linear)
+
+    rng = np.random.default_rng(0)
+    space = boost.space
+    one = dict(zip(space.names, map(float, space.lower + 0.5 * (space.upper - space.lower))))
+    full = {**space.fixed, **one}
+    z_train, k_train = boost.model.z, boost.model.k
+
+    t_emu = timed(lambda: boost.boost(k_train, z_train, one))
+    t_ee2 = timed(lambda: ee2_boost(k_train, z_train, full), min_seconds=1.0)
+    print(f"one cosmology, training grid {z_train.size} z x {k_train.size} k:")
+    print(f"  emulator   {t_emu * 1e6:10.1f} us")
+    print(f"  EE2        {t_ee2 * 1e6:10.1f} us")
+    print(f"  speed-up   {t_ee2 / t_emu:10.0f}x  (target >= {TARGET_SPEEDUP:g}x)")
+
+    unit = rng.random((args.batch, len(space.names)))
+    table = space.lower + unit * (space.upper - space.lower)
+    t_batch = timed(lambda: boost.boost(k_train, z_train, table), min_seconds=2.0, repeats=3)
+    print(f"batch of {args.batch} cosmologies on the training grid: {t_batch * 1e3:.1f} ms, "
+          f"{t_batch / args.batch * 1e6:.2f} us per cosmology, {args.batch / t_batch:,.0f} cosmologies/s")
+
+    z_like = np.linspace(max(0.01, boost.z_range[0]), boost.z_range[1], 40)
+    k_like = np.geomspace(boost.k_range[0], boost.k_range[1], 100)
+    t_b = timed(lambda: boost.boost(k_like, z_like, one))
+    t_ee2_like = timed(lambda: ee2_boost(k_like, z_like, full), min_seconds=1.0)
+    print(f"one cosmology, likelihood grid 40 z x 100 k:")
+    print(f"  boost      {t_b * 1e6:10.1f} us   (EE2: {t_ee2_like * 1e6:.0f} us, {t_ee2_like / t_b:.0f}x)")
+    ok = t_ee2 / t_emu >= TARGET_SPEEDUP
+    if boost.linear is not None:
+        t_pnl = timed(lambda: boost.pnl(k_like, z_like, one))
+        print(f"  P_nl       {t_pnl * 1e6:10.1f} us   (target < {TARGET_PNL_SECONDS * 1e6:g} us)")
+        ok = ok and t_pnl < TARGET_PNL_SECONDS
+    print("  targets met" if ok else "  TARGETS NOT MET")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Emulators <-> one HDF5 file each (no pickle).
+
+Format "cosmopipe-emulator", format_version 1.  Root attrs: format,
+format_version, kind ('boost', 'hybrid' or 'linear'), created (UTC ISO) and
+complete (written last).  An emulator is written into a group:
+
+    <group>.attrs   kind, plus species (linear) or reference (hybrid)
+    <group>/params  (linear) the parameters callers give: attrs varied, fixed;
+                    lower, upper (the network inputs, in model, omit A_s and n_s)
+    <group>/model   the PCA + MLP (emulators.core.PCANetwork):
+        attrs       mode, varied (JSON list, input order), fixed (JSON dict),
+                    activation, n_layers
+        lower, upper (p,)        training box of the varied parameters
+        z (nz,), k (nk,)         training grid, increasing [k in h/Mpc]
+        pca_mean (B, m), pca_basis (B, c, m), n_components (B,), output_scale (B,)
+        network/W<i> (B, n_in, n_out), network/b<i> (B, n_out)
+    <group>/provenance  attrs: dataset_hash, code_version, training_seconds,
+                    training_settings, training_report, validation, ... (dicts as JSON)
+    <group>/linear  (boost, optional) an attached linear emulator, same layout
+    <group>/cola    (hybrid) the embedded COLA boost emulator, same layout
+
+so a hybrid file carries its COLA emulator (and that one its linear-power
+emulator) and stands alone.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "KINDS"]
+
+FORMAT = "cosmopipe-emulator"
+FORMAT_VERSION = 1
+KINDS = ("boost", "hybrid", "linear")
+
+
+class _Corrupt(Exception):
+    """Raised inside readers; turned into a ValueError naming the file."""
+
+
+# -- writing ------------------------------------------------------------------------
+def _write_space(g: h5py.Group, space) -> None:
+    g.attrs["varied"] = json.dumps(list(space.names))
+    g.attrs["fixed"] = json.dumps(space.fixed)
+    g.create_dataset("lower", data=space.lower)
+    g.create_dataset("upper", data=space.upper)
+
+
+def _write_model(group: h5py.Group, model) -> None:
+    g = group.create_group("model")
+    _write_space(g, model.space)
+    g.attrs["mode"] = model.mode
+    g.attrs["activation"] = model.network.activation
+    g.attrs["n_layers"] = len(model.network.weights)
+    for name, data in (("z", model.z), ("k", model.k), ("pca_mean", model.pca_mean), ("pca_basis", model.pca_basis),
+                       ("n_components", model.n_components), ("output_scale", model.output_scale)):
+        g.create_dataset(name, data=np.asarray(data))
+    g["k"].attrs["units"] = "h/Mpc"
+    net = g.create_group("network")
+    for i, (w, b) in enumerate(zip(model.network.weights, model.network.biases)):
+        net.create_dataset(f"W{i}", data=w)
+        net.create_dataset(f"b{i}", data=b)
+
+
+def _write_info(group: h5py.Group, info: dict) -> None:
+    g = group.create_group("provenance")
+    json_keys = []
+    for key, value in info.items():
+        if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+            g.attrs[key] = value
+        else:
+            g.attrs[key] = json.dumps(value, default=_json_default)
+            json_keys.append(key)
+    g.attrs["_json_keys"] = json.dumps(json_keys)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _write(group: h5py.Group, emulator) -> None:
+    kind = getattr(emulator, "kind", None)
+    if kind not in KINDS:
+        raise TypeError(f"save: expected a boost, hybrid or linear emulator, got {type(emulator).__name__}")
+    group.attrs["kind"] = kind
+    _write_info(group, emulator.info)
+    if kind == "hybrid":
+        group.attrs["reference"] = "EuclidEmulator2"
+        _write(group.create_group("cola"), emulator.cola)
+        return
+    _write_model(group, emulator.model)
+    if kind == "linear":
+        group.attrs["species"] = emulator.species
+        _write_space(group.create_group("params"), emulator.space)
+    elif emulator.linear is not None:
+        _write(group.create_group("linear"), emulator.linear)
+
+
+def save(emulator, path: str | Path) -> Path:
+    """Write ``emulator`` to the HDF5 file ``path`` atomically; returns the path."""
+    from sims.io import atomic_hdf5
+
+    path = Path(path)
+    with atomic_hdf5(path) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _write(f, emulator)
+        f.attrs["complete"] = True
+    return path
+
+
+# -- reading ------------------------------------------------------------------------
+def _attr(group: h5py.Group, name: str) -> Any:
+    if name not in group.attrs:
+        raise _Corrupt(f"{group.name}: attribute {name!r} is missing")
+    value = group.attrs[name]
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _array(group: h5py.Group, name: str) -> np.ndarray:
+    if name not in group:
+        raise _Corrupt(f"{group.name}: dataset {name!r} is missing")
+    return np.asarray(group[name][()])
+
+
+def _read_space(g: h5py.Group):
+    from .params import ParameterSpace
+
+    return ParameterSpace(tuple(json.loads(_attr(g, "varied"))), _array(g, "lower"), _array(g, "upper"),
+                          json.loads(_attr(g, "fixed")))
+
+
+def _read_model(group: h5py.Group):
+    from .core import PCANetwork
+    from .network import MLP
+
+    if "model" not in group:
+        raise _Corrupt(f"{group.name}: group 'model' is missing")
+    g = group["model"]
+    space = _read_space(g)
+    if "network" not in g:
+        raise _Corrupt(f"{g.name}: group 'network' is missing")
+    n_layers = int(_attr(g, "n_layers"))
+    weights = tuple(_array(g["network"], f"W{i}").astype(float) for i in range(n_layers))
+    biases = tuple(_array(g["network"], f"b{i}").astype(float) for i in range(n_layers))
+    network = MLP(weights, biases, str(_attr(g, "activation")))
+    return PCANetwork(space=space, z=_array(g, "z"), k=_array(g, "k"), mode=str(_attr(g, "mode")),
+                      pca_mean=_array(g, "pca_mean"), pca_basis=_array(g, "pca_basis"),
+                      n_components=_array(g, "n_components"), output_scale=_array(g, "output_scale"),
+                      network=network)
+
+
+def _read_info(group: h5py.Group) -> dict:
+    if "provenance" not in group:
+        return {}
+    g = group["provenance"]
+    json_keys = set(json.loads(_attr(g, "_json_keys"))) if "_json_keys" in g.attrs else set()
+    info = {}
+    for key in g.attrs:
+        if key == "_json_keys":
+            continue
+        value = _attr(g, key)
+        info[key] = json.loads(value) if key in json_keys else value
+    return info
+
+
+def _read(group: h5py.Group):
+    from .boost import BoostEmulator
+    from .hybrid import HybridEmulator
+    from .linear import LinearEmulator
+
+    kind = _attr(group, "kind")
+    if kind not in KINDS:
+        raise _Corrupt(f"{group.name}: unknown emulator kind {kind!r} (known: {', '.join(KINDS)})")
+    info = _read_info(group)
+    if kind == "hybrid":
+        if "cola" not in group:
+            raise _Corrupt(f"{group.name}: the embedded COLA emulator (group 'cola') is missing")
+        cola = _read(group["cola"])
+        if not isinstance(cola, BoostEmulator):
+            raise _Corrupt(f"{group.name}/cola: expected a boost emulator, found kind {cola.kind!r}")
+        return HybridEmulator(cola=cola, info=info)
+    model = _read_model(group)
+    if kind == "linear":
+        if "params" not in group:
+            raise _Corrupt(f"{group.name}: group 'params' is missing")
+        return LinearEmulator(space=_read_space(group["params"]), model=model, species=str(_attr(group, "species")),
+                              info=info)
+    linear = _read(group["linear"]) if "linear" in group else None
+    if linear is not None and not isinstance(linear, LinearEmulator):
+        raise _Corrupt(f"{group.name}/linear: expected a linear emulator, found kind {linear.kind!r}")
+    return BoostEmulator(model=model, linear=linear, info=info)
+
+
+def load(path: str | Path):
+    """The emulator stored at ``path``: a BoostEmulator, HybridEmulator or LinearEmulator.
+
+    Raises FileNotFoundError when absent and ValueError naming the file when
+    it is not HDF5 (or truncated), not an emulator, written by a newer
+    cosmopipe, incomplete or internally inconsistent."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such emulator file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable emulator file: cannot be read as HDF5 (truncated, or not "
+                         f"HDF5 at all: {exc})") from None
+    with f:
+        try:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            if fmt != FORMAT:
+                raise ValueError(f"{path}: not a cosmopipe emulator (format attribute {fmt!r}, expected {FORMAT!r})")
+            version = f.attrs.get("format_version")
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: emulator format_version {version!r} is not an integer") from None
+            if version > FORMAT_VERSION:
+                raise ValueError(f"{path}: emulator format_version {version} was written by a newer cosmopipe; "
+                                 f"this version reads up to {FORMAT_VERSION} (upgrade cosmopipe)")
+            if version < 1:
+                raise ValueError(f"{path}: emulator format_version {version} is not valid")
+            if not bool(f.attrs.get("complete", False)):
+                raise ValueError(f"{path}: incomplete emulator file (the write was interrupted)")
+            return _read(f)
+        except _Corrupt as exc:
+            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
+        except (OSError, KeyError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
