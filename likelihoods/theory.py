@@ -17,17 +17,18 @@ a workflow asks for it.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from pipeline.schema import ConfigError, Section, choice
+from pipeline.schema import ConfigError, Section, choice, string
 
 from .base import TheoryResult
 
 __all__ = ["PROVIDERS", "TheorySpec", "Theory", "parse_theory", "make_theory", "merge_requirements",
            "THEORY_REQUIREMENTS"]
 
-PROVIDERS = ("none", "camb")
+PROVIDERS = ("none", "camb", "emulator")
 _CAMB_MODULE = "likelihoods.camb_theory"
 # Derived parameters a theory provider computes when asked (requirement key = parameter name).
 THEORY_REQUIREMENTS = ("sigma8", "S8", "H0", "rdrag", "theta_star")
@@ -51,10 +52,16 @@ class TheorySpec:
 
 
 def parse_theory(section: Section) -> TheorySpec:
-    if section.has("provider") and section.data["provider"] == "emulator":
-        raise section.error("provider", "the emulator theory provider is not available yet; use none "
-                                        "(likelihoods with their own emulated theory, e.g. lsst_y1_shear) or camb")
     provider = section.take("provider", choice(*PROVIDERS), default="none")
+    if provider == "emulator":
+        # An observables emulator file (emulators/observables.py): C_ell and sigma8 emulated,
+        # the background from CAMB's fast background-only run.
+        path = section.take("path", string)
+        if not Path(path).is_file():
+            raise section.error("path", f"observables emulator file {path} not found (build it with "
+                                        f"python -m emulators.observables campaign|train)")
+        section.finish(allowed_hint=["provider", "path"])
+        return TheorySpec("emulator", path)
     if provider == "none":
         section.finish(allowed_hint=["provider"])
         return TheorySpec("none")
@@ -103,6 +110,10 @@ class Theory:
         """Names of the parameters this provider reads."""
         if self.provider == "none":
             return ()
+        if self.provider == "emulator":
+            from emulators.observables import theory_params
+
+            return tuple(theory_params(self.settings))
         module = importlib.import_module(_CAMB_MODULE)
         if hasattr(module, "theory_params"):
             return tuple(module.theory_params(self.settings))
@@ -111,6 +122,10 @@ class Theory:
     def __call__(self, params: Mapping[str, float]) -> TheoryResult:
         if self.provider == "none":
             return TheoryResult(params=dict(params))
+        if self.provider == "emulator":
+            from emulators.observables import emulated_theory
+
+            return emulated_theory(dict(params), self.requirements, path=self.settings)
         module = importlib.import_module(_CAMB_MODULE)
         if self.settings is None:
             return module.camb_theory(dict(params), self.requirements)
@@ -130,7 +145,7 @@ def make_theory(section: Section | TheorySpec, info: Mapping[str, Any] | None = 
     reqs = [reqs] if isinstance(reqs, Mapping) else list(reqs)
     if spec.provider != "none":
         reqs.append({name: True for name in info.get("derived", ()) if name in THEORY_REQUIREMENTS})
-        if _camb_module() is None:
+        if _camb_module() is None and spec.provider == "camb":
             raise ConfigError(str(info.get("source", "<workflow>")), "sample.theory.provider",
                               f"provider camb needs the module {_CAMB_MODULE}, which is not installed")
     return Theory(spec.provider, merge_requirements(reqs, spec.provider), spec.settings)

@@ -282,7 +282,10 @@ def test_config_errors(tmp_path):
     _expect_error(s, "sample.likelihoods.gauss3.slep", "unknown key", tmp_path, True)
     s = _sample_section()
     s["theory"] = {"provider": "emulator"}
-    _expect_error(s, "sample.theory.provider", "not available yet", tmp_path)
+    _expect_error(s, "sample.theory.path", "is required", tmp_path)
+    s = _sample_section()
+    s["theory"] = {"provider": "emulator", "path": str(tmp_path / "none.h5")}
+    _expect_error(s, "sample.theory.path", "not found", tmp_path)
     s = _sample_section()
     s["params"]["dz_9"] = {"ref": 0.0}
     _expect_error(s, "sample.params.dz_9", "no likelihood or theory uses", tmp_path, True)
