@@ -50,8 +50,16 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
 
     t0 = time.perf_counter()
     k_corner = np.sqrt(3.0) * np.pi * max(config.mesh, config.pk_mesh) / box
-    lin = linear_power(cosmology, (0.0,), kmax=max(20.0, 1.1 * k_corner))
-    growth = growth_factors(background_from_camb(cosmology))
+    # CAMB's OpenMP threads follow the run's thread count: a campaign task that was
+    # given one core must not use all of them (oversubscription doubled task times).
+    import camb
+
+    camb_threads, camb.config.ThreadNum = camb.config.ThreadNum, threads
+    try:
+        lin = linear_power(cosmology, (0.0,), kmax=max(20.0, 1.1 * k_corner))
+        growth = growth_factors(background_from_camb(cosmology))
+    finally:
+        camb.config.ThreadNum = camb_threads
     timings["linear"] = time.perf_counter() - t0
 
     edges = config.k_bins()
