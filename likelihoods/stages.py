@@ -53,7 +53,8 @@ from .sampling import (PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Post
                        SamplerSettings, SamplingError, read_chain, run_chains, write_getdist)
 from .theory import TheorySpec, make_theory, parse_theory
 
-__all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior"]
+__all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior", "BiasSettings",
+           "parse_bias", "run_bias", "plan_bias"]
 
 _PARAM_KEYS = ("prior", "ref", "proposal", "latex", "value", "derived")
 _SECTION_KEYS = ("likelihoods", "theory", "params", "sampler", "out")
@@ -440,4 +441,258 @@ def plan(settings: SampleSettings, ctx) -> str:
     return "\n".join(lines)
 
 
-STAGES = [Stage("sample", parse, run, plan, help="MCMC sampling of the posterior with emcee")]
+# -- emulator_bias -----------------------------------------------------------------------
+# Section (likelihoods.shear.bias for the definitions)::
+#
+#   emulator_bias:
+#     emulator: emulators/hybrid.h5     # the emulator under test (power source 'emulator')
+#     reference: ee2                    # power of the reference vectors: ee2 | hmcode
+#     test: datasets/test.h5            # consolidated dataset: its cosmologies inside EE2's box
+#     max_cosmologies: null
+#     scale_cuts: [3000, 1500, 750, 375, 187.5]
+#     shear: {survey: {}, theta: {}, data: {fiducial: {}}, covariance: {}}   # as lsst_y1_shear
+#     shifts:
+#       method: fisher                  # fisher | chains | none
+#       steps: {Omega_m: 0.005, ...}    # central-difference steps (fisher); default: all 18 parameters
+#       chains: {emulator: DIR, reference: DIR}   # sample-stage chain directories (chains)
+#     out: emulator_bias                # under the run directory
+#     docs: null                        # optional directory to copy the plot and table to
+#
+# Relative paths of emulator, test and chains are taken relative to the run directory.
+_BIAS_KEYS = ("emulator", "reference", "test", "max_cosmologies", "scale_cuts", "shear", "shifts", "out", "docs")
+_SHEAR_KEYS = ("survey", "theta", "data", "covariance")
+_DEFAULT_STEPS = {"Omega_m": 0.005, "Omega_b": 0.001, "h": 0.01, "A_s": 0.05e-9, "n_s": 0.01, "w0": 0.03,
+                  "A_IA": 0.1, "eta_IA": 0.2}
+
+
+@dataclass(frozen=True)
+class BiasSettings:
+    emulator: str
+    reference: str
+    test: str
+    max_cosmologies: int | None
+    scale_cuts: tuple
+    shear: dict = field(hash=False, compare=False)
+    method: str = "fisher"
+    steps: tuple = ()
+    chains: tuple = ()
+    out: str = "emulator_bias"
+    docs: str | None = None
+    source: str = ""
+    info: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def parse_bias(section: Section, info: dict) -> BiasSettings:
+    from .shear.limber import nuisance_names
+    from .shear.scalecuts import parse_scale_cut
+
+    emulator = section.take("emulator", string)
+    reference = section.take("reference", choice("ee2", "hmcode"), default="ee2")
+    test = section.take("test", string)
+    max_cosmo = section.take("max_cosmologies", optional(positive_int), default=None)
+    raw_cuts = section.data.get("scale_cuts", [3000, 1500, 750, 375, 187.5])
+    section.take("scale_cuts", lambda v: v, default=None)
+    if not isinstance(raw_cuts, list) or not raw_cuts:
+        raise section.error("scale_cuts", "must be a non-empty list of l_max values (or none)")
+    cuts = []
+    for i, value in enumerate(raw_cuts):
+        try:
+            cuts.append(parse_scale_cut(value))
+        except ValueError as exc:
+            raise section.error(f"scale_cuts[{i}]", str(exc)) from None
+    shear = section.sub("shear", default={})
+    for key in shear.keys():
+        if key not in _SHEAR_KEYS:
+            raise shear.error(str(key), f"unknown key; allowed keys here: {', '.join(_SHEAR_KEYS)} "
+                                        "(power and scale_cut are set by the bias stage)")
+    shifts = section.sub("shifts", default={})
+    method = shifts.take("method", choice("fisher", "chains", "none"), default="fisher")
+    ssec = shifts.sub("steps", default={})
+    nbins = ((shear.data.get("survey") or {}).get("nbins") or 5)
+    allowed = list(_cosmology_names()) + nuisance_names(int(nbins))
+    steps = {}
+    for key in list(ssec.keys()):
+        if key not in allowed:
+            raise ssec.error(str(key), f"unknown parameter; allowed: {', '.join(allowed)}")
+        steps[key] = ssec.take(key, positive_number)
+    ssec.finish()
+    if not steps:
+        steps = {**_DEFAULT_STEPS, **{n: (0.002 if n.startswith("dz") else 0.005) for n in nuisance_names(int(nbins))
+                                      if n.startswith(("dz_", "m_"))}}
+    csec = shifts.sub("chains", default={})
+    chains = {k: csec.take(k, optional(string), default=None) for k in ("emulator", "reference")}
+    csec.finish()
+    if method == "chains" and None in chains.values():
+        raise csec.error(None, "method 'chains' needs both emulator and reference chain directories")
+    shifts.finish(allowed_hint=["method", "steps", "chains"])
+    out = section.take("out", string, default="emulator_bias")
+    docs = section.take("docs", optional(string), default=None)
+    section.finish(allowed_hint=_BIAS_KEYS)
+    keep = {k: info.get(k) for k in ("data_dir", "run_dir", "workflow_dir", "name", "source")}
+    return BiasSettings(emulator=emulator, reference=reference, test=test, max_cosmologies=max_cosmo,
+                        scale_cuts=tuple(cuts), shear=json.loads(json.dumps(shear.data)), method=method,
+                        steps=tuple(steps.items()), chains=tuple(chains.items()), out=out, docs=docs,
+                        source=section.source, info=keep)
+
+
+def _cosmology_names():
+    from sims.cosmology import Cosmology
+
+    return Cosmology.names()
+
+
+def _run_path(ctx, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ctx.path(value)
+
+
+def plan_bias(settings: BiasSettings, ctx) -> str:
+    cuts = ", ".join("none" if c is None else f"{c:g}" for c in settings.scale_cuts)
+    lines = [f"emulator under test: {_run_path(ctx, settings.emulator)}",
+             f"reference power: {settings.reference} (one CAMB run per test cosmology, ~3-5 s each)",
+             f"test cosmologies: {_run_path(ctx, settings.test)} (inside the EE2 box"
+             + (f", at most {settings.max_cosmologies})" if settings.max_cosmologies else ")"),
+             f"scale cuts (l_max): {cuts}",
+             f"parameter shifts: {settings.method}"
+             + (f" ({len(settings.steps)} parameters, {2 * len(settings.steps)} emulator evaluations)"
+                if settings.method == "fisher" else ""),
+             f"output: {_run_path(ctx, settings.out)} (delta_chi2.h5, delta_chi2.png, emulator_bias.md, shifts.json)"]
+    if settings.docs:
+        lines.append(f"copies of the plot and table: {settings.docs}")
+    return "\n".join(lines)
+
+
+def run_bias(settings: BiasSettings, ctx) -> None:
+    import shutil
+
+
+    from .base import LikelihoodError
+    from .shear import bias
+    from .shear.likelihood import default_priors, from_config
+    from .shear.limber import shear_model
+    from .shear.power import power_source
+
+    log = ctx.log
+    out_dir = _run_path(ctx, settings.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    emu_path, test_path = _run_path(ctx, settings.emulator).resolve(), _run_path(ctx, settings.test).resolve()
+    for key, path in (("emulator", emu_path), ("test", test_path)):
+        if not path.is_file():
+            raise ConfigError(settings.source, f"emulator_bias.{key}", f"file {path} not found")
+    info = dict(settings.info, run_dir=out_dir)
+    raw = {**settings.shear, "power": {"source": settings.reference}, "scale_cut": "none"}
+    raw.setdefault("data", {})
+    raw["data"] = {**raw["data"], "power": {"source": settings.reference}}
+    t0 = time.perf_counter()
+    try:
+        ref = from_config(Section(raw, "emulator_bias.shear", settings.source), info)
+        emu_model = shear_model(ref.model.survey, power_source("emulator", str(emu_path)), ref.model.theta_edges,
+                                fiducial=ref.model.fiducial)
+    except LikelihoodError as exc:
+        raise ConfigError(settings.source, "emulator_bias", str(exc)) from None
+    log.info("reference mock and Gaussian covariance (%s) in %.1f s", settings.reference, time.perf_counter() - t0)
+    cuts = bias.scale_cuts(ref.model.theta_edges, len(ref.model.survey.pairs), settings.scale_cuts)
+    ids, cosmos, dropped = bias.read_test_cosmologies(test_path, limit=settings.max_cosmologies)
+    if dropped:
+        log.info("%d test cosmologies outside the EE2 box left out: %s", len(dropped), ", ".join(dropped))
+    if not cosmos:
+        raise ConfigError(settings.source, "emulator_bias.test", f"no cosmology of {test_path} lies in the EE2 box")
+    fid_nuis = {k: v for k, v in ref.model.fiducial.items() if k not in _cosmology_names()}
+
+    def vec(model):
+        return lambda p: model.data_vector({**fid_nuis, **p}, strict=False)
+
+    cache = out_dir / "reference_vectors.npz"
+    fingerprint = json.dumps({"ids": ids, "reference": settings.reference, "shear": settings.shear}, sort_keys=True)
+    d_ref, reused = None, False
+    if ctx.resume and cache.is_file():
+        with np.load(cache, allow_pickle=False) as f:
+            if str(f["fingerprint"]) == fingerprint:
+                d_ref, reused = f["d_ref"], True
+                log.info("reference vectors of %d cosmologies reused from %s", len(ids), cache)
+    t0 = time.perf_counter()
+    if d_ref is None:
+        d_ref = bias.data_vectors(vec(ref.model), cosmos)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, d_ref=d_ref, fingerprint=np.array(fingerprint))
+        tmp.replace(cache)
+    t_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    d_emu = bias.data_vectors(vec(emu_model), cosmos)
+    t_emu = time.perf_counter() - t0
+    log.info("data vectors of %d test cosmologies: reference %.1f s, emulator %.1f s", len(ids), t_ref, t_emu)
+    dchi2 = bias.delta_chi2(d_emu, d_ref, ref.cov, [c.mask for c in cuts])
+
+    shifts, shift_note = [], ""
+    names = _cosmology_names()
+    if settings.method == "fisher":
+        fid = dict(ref.model.fiducial)
+        d_emu_fid = emu_model.data_vector(fid)
+        priors = {n: spec["sigma"] for n, spec in default_priors(ref.model.nbins).items()
+                  if spec.get("prior") == "gaussian"}
+        try:
+            shifts = bias.fisher_shifts(lambda p: emu_model.data_vector(p), fid, dict(settings.steps),
+                                        d_emu_fid - ref.data, ref.cov, cuts, prior_sigma=priors)
+        except (LikelihoodError, ValueError) as exc:
+            raise ConfigError(settings.source, "emulator_bias.shifts", str(exc)) from None
+        shift_note = ("Gaussian (Fisher) approximation at the fiducial, noiseless reference mock: "
+                      "shift = F^-1 J^T C^-1 (d_emu - d_ref) / sigma, Gaussian nuisance priors included")
+    elif settings.method == "chains":
+        chains = dict(settings.chains)
+        posterior = bias.posterior_shifts(_run_path(ctx, chains["emulator"]), _run_path(ctx, chains["reference"]))
+        shifts = [bias.FisherShift("chains", tuple(posterior), np.array(list(posterior.values())),
+                                   np.ones(len(posterior)))]
+        shift_note = "from chains: (mean_emu - mean_ref) / std_ref"
+
+    with _atomic_h5(out_dir / "delta_chi2.h5") as f:
+        f.attrs["emulator"] = str(emu_path)
+        f.attrs["reference"] = settings.reference
+        f.attrs["cuts"] = json.dumps([c.name for c in cuts])
+        f.create_dataset("delta_chi2", data=dchi2)
+        f.create_dataset("lmax", data=np.array([np.nan if c.lmax is None else c.lmax for c in cuts]))
+        f.create_dataset("n_points", data=np.array([c.n_points for c in cuts]))
+        f.create_dataset("params", data=np.array([[c.to_dict()[n] for n in names] for c in cosmos]))
+        f.attrs["param_names"] = json.dumps(list(names))
+        f.attrs["sim_ids"] = json.dumps(ids)
+        f.create_dataset("d_emu", data=d_emu)
+        f.create_dataset("d_ref", data=d_ref)
+    shown = [n for n in names if n in dict(settings.steps)] + [n for n in ("A_IA", "eta_IA") if n in dict(settings.steps)]
+    (out_dir / "shifts.json").write_text(json.dumps(
+        {"method": settings.method, "note": shift_note,
+         "cuts": [{"cut": s.cut, "shift": dict(zip(s.names, s.shift.tolist())),
+                   "sigma": dict(zip(s.names, s.sigma.tolist())), "in_sigma": dict(zip(s.names, s.in_sigma.tolist()))}
+                  for s in shifts]}, indent=1))
+    png = bias.plot_delta_chi2(cuts, dchi2, out_dir / "delta_chi2.png",
+                               title=f"{Path(emu_path).name} vs {settings.reference}, {len(ids)} test cosmologies")
+    md = [f"# Emulator bias: {emu_path.name} vs {settings.reference}", "",
+          f"{len(ids)} test cosmologies of `{test_path}` inside the EE2 box"
+          + (f" ({len(dropped)} outside left out)" if dropped else "") + "; Gaussian covariance of LSST-Y1 at the "
+          "fiducial; Delta chi^2 = (d_emu - d_ref)^T C^-1 (d_emu - d_ref).", "", bias.chi2_table(cuts, dchi2)]
+    if shifts:
+        md += ["## Parameter shifts in units of sigma", "", shift_note + ".", "",
+               bias.shift_table(shifts, show=shown if settings.method == "fisher" else None)]
+    ref_time = "reused from an earlier run (--resume)" if reused else f"{t_ref:.1f} s"
+    md += [f"Wall time for {len(ids)} data vectors: reference ({settings.reference}) {ref_time}, emulator "
+           f"{t_emu:.1f} s.", ""]
+    table = out_dir / "emulator_bias.md"
+    table.write_text("\n".join(md))
+    log.info("emulator bias: %s, %s", table, png)
+    for cut, row in zip(cuts, dchi2):
+        log.info("  %s: median Delta chi2 %.3g, 95th pct %.3g, max %.3g", cut.name, np.median(row),
+                 np.percentile(row, 95), row.max())
+    if settings.docs:
+        docs = Path(settings.docs)
+        docs.mkdir(parents=True, exist_ok=True)
+        for path in (png, table):
+            shutil.copy2(path, docs / f"{settings.info.get('name') or 'emulator_bias'}_{path.name}")
+
+
+def _atomic_h5(path: Path):
+    from sims.io import atomic_hdf5
+
+    return atomic_hdf5(path)
+
+
+STAGES = [Stage("sample", parse, run, plan, help="MCMC sampling of the posterior with emcee"),
+          Stage("emulator_bias", parse_bias, run_bias, plan_bias,
+                help="Delta chi^2 and parameter shifts of an emulator against EE2 (LSST-Y1 shear)")]

@@ -15,6 +15,8 @@ covariance     Gaussian analytic covariance; external covariance files
 scalecuts      masks from l_max
 mock           mock data vectors and their HDF5 files
 likelihood     :class:`ShearLikelihood` and the workflow factory from_config
+bias           emulator bias: Delta chi^2 per scale cut, parameter shifts
+               (the emulator_bias stage of likelihoods.stages)
 =============  ===============================================================
 
 Units: distances Mpc/h, k h/Mpc, P(k) (Mpc/h)^3, angles arcmin at interfaces.

@@ -26,6 +26,12 @@ A generated mock is written with its covariance and provenance to
 ``<run_dir>/lsst_y1_shear_data.h5``.  Parameters missing from ``params`` take
 their fiducial values; :meth:`ShearLikelihood.parameters` lists the
 nuisances with their default priors.
+
+Hooks of the sample stage: :meth:`ShearLikelihood.derived` gives sigma8 (total
+linear matter, z = 0, from the power source: the linear-power emulator or the
+CAMB run already made) and S8 = sigma8 sqrt(Omega_m / 0.3);
+:attr:`ShearLikelihood.fiducial` the truth of the mock (every Cosmology
+parameter, the nuisances, sigma8 and S8) for the markers of posterior plots.
 """
 from __future__ import annotations
 
@@ -81,6 +87,7 @@ class ShearLikelihood:
     data   full data vector (2 npairs ntheta,)
     cov    its covariance
     mask   points kept (scale cut)
+    truth  parameters of the data (the mock's fiducial; the model's when unknown)
     """
 
     model: ShearModel
@@ -89,6 +96,8 @@ class ShearLikelihood:
     mask: np.ndarray
     name: str = "lsst_y1_shear"
     provenance: dict = field(default_factory=dict)
+    truth: dict | None = None
+    _fiducial: dict | None = field(default=None, init=False, repr=False)
     _inv: np.ndarray = field(init=False, repr=False)
     _data_cut: np.ndarray = field(init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
@@ -139,6 +148,27 @@ class ShearLikelihood:
         if not np.all(np.isfinite(vector)):
             raise LikelihoodError(f"{self.name}: theory is not finite at {dict(params)}")
         return -0.5 * self.chi2_of(vector)
+
+    def derived(self, theory: TheoryResult | None, params: Mapping[str, float]) -> dict[str, float]:
+        """sigma8 [total linear matter, R = 8 Mpc/h, z = 0] and S8 = sigma8 sqrt(Omega_m / 0.3)
+        at ``params`` (missing cosmological parameters take fiducial values)."""
+        cosmo, _ = self.model.split(params, strict=False)
+        sigma8 = float(self.model.power.sigma8(cosmo))
+        return {"sigma8": sigma8, "S8": sigma8 * math.sqrt(cosmo.Omega_m / 0.3)}
+
+    @property
+    def fiducial(self) -> dict[str, float]:
+        """Truth of the data: all Cosmology parameters, the nuisances, sigma8 and S8
+        (computed once; for markers on posterior plots)."""
+        if self._fiducial is None:
+            values = {**self.model.fiducial, **(self.truth or {})}
+            values = {k: float(v) for k, v in values.items() if k in self.model.fiducial}
+            try:
+                values.update(self.derived(None, values))
+            except ValueError as exc:   # e.g. a truth outside the power source's box
+                log.warning("%s: no sigma8 at the fiducial point (%s)", self.name, exc)
+            self._fiducial = values
+        return dict(self._fiducial)
 
     # -- helpers -----------------------------------------------------------------
     def theory_vector(self, params: Mapping[str, float]) -> np.ndarray:
@@ -287,6 +317,7 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
         dsec.finish()
         provenance["data"] = {"file": str(data_file), "fiducial": stored["fiducial"], "noise_seed": stored["noise_seed"],
                               "power": stored["power"]}
+        truth = stored["fiducial"] if isinstance(stored["fiducial"], Mapping) else None
     else:
         dpower = _power_from(dpower_sec, info, default_source="ee2")
         dsec.finish()
@@ -300,10 +331,11 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
         data = noiseless if noise_seed is None else add_noise(noiseless, cov, noise_seed)
         provenance["data"] = {"mock": True, "fiducial": dict(data_model.fiducial), "noise_seed": noise_seed,
                               "power": dpower.describe()}
+        truth = dict(data_model.fiducial)
         run_dir = info.get("run_dir")
         if run_dir:
             path = write_data(Path(run_dir) / DATA_FILE_NAME, data, noiseless, cov, data_model, data_model.fiducial,
                               noise_seed)
             provenance["data"]["file"] = str(path)
     mask = scale_cut_mask(edges, len(survey.pairs), lmax)
-    return ShearLikelihood(model=model, data=data, cov=cov, mask=mask, provenance=provenance)
+    return ShearLikelihood(model=model, data=data, cov=cov, mask=mask, provenance=provenance, truth=truth)

@@ -21,6 +21,18 @@ emulator   ``emulators.load(path).pnl(k, z, params)`` -> (nz, nk) [(Mpc/h)^3] fo
 table      a fixed P(k, z) table (NPZ or HDF5 with k, z, pk), whatever the
            cosmology: for tests, benchmarks and fixed-power studies only.
 =========  =========================================================================
+
+Every source also answers ``sigma8(cosmo)``: the rms linear density contrast of
+the total matter in spheres of 8 Mpc/h at z = 0, as cheaply as it can (the
+sampler stores it to derive S8).  ee2 and hmcode take it from the CAMB run of
+the same point; an emulator from its attached linear-power emulator (a top-hat
+integral, :func:`sigma8_from_pk`); without one, and for a table, CAMB runs
+once per point (about a second).
+
+A hybrid emulator (EE2 x COLA ratio) is evaluated beyond its COLA k range the
+way the hybrid is built: linear-power emulator x EE2 boost at theta_LCDM x the
+COLA ratio held at its value at the edge of the COLA range, so the
+EE2-resolved small scales are kept instead of a power-law continuation.
 """
 from __future__ import annotations
 
@@ -36,10 +48,11 @@ from likelihoods.base import LikelihoodError
 from sims.cosmology import Cosmology
 
 __all__ = ["PowerSource", "EE2Power", "HMcodePower", "EmulatorPower", "TablePower", "power_source", "SOURCES",
-           "extend_log_pk"]
+           "extend_log_pk", "sigma8_from_pk", "camb_sigma8"]
 
 SOURCES = ("ee2", "hmcode", "emulator", "table")
 _CAMB_KMAX = 20.0  # h/Mpc; beyond, power-law continuation
+_R8 = 8.0  # Mpc/h
 
 
 class PowerSource(Protocol):
@@ -51,6 +64,40 @@ class PowerSource(Protocol):
 
     def describe(self) -> dict:
         """Provenance record."""
+
+    def sigma8(self, cosmo: Cosmology) -> float:
+        """sigma_8 of the total linear matter at z = 0 (module doc)."""
+
+
+def sigma8_from_pk(k: np.ndarray, pk: np.ndarray, radius: float = _R8) -> float:
+    """rms of a linear density field in top-hat spheres of ``radius`` [Mpc/h]:
+    sigma^2 = int dln k k^3 P(k) / (2 pi^2) W(kR)^2, W(x) = 3 (sin x - x cos x) / x^3,
+    by Simpson's rule in ln k.  k [h/Mpc] increasing (log-spaced is best), P [(Mpc/h)^3];
+    the range must reach well below 1/R and above ~5/R (e.g. 1e-3 to 5 h/Mpc for R = 8)."""
+    from scipy.integrate import simpson
+
+    k = np.asarray(k, dtype=float)
+    pk = np.asarray(pk, dtype=float)
+    if k.ndim != 1 or pk.shape != k.shape or k.size < 16 or np.any(np.diff(k) <= 0) or k[0] <= 0:
+        raise ValueError(f"sigma8_from_pk: need increasing positive k and P(k) of the same length >= 16, "
+                         f"got {k.shape} and {pk.shape}")
+    if k[0] * radius > 0.05 or k[-1] * radius < 20.0:
+        raise ValueError(f"sigma8_from_pk: k range [{k[0]:g}, {k[-1]:g}] h/Mpc is too short for R = {radius:g} "
+                         f"Mpc/h; need k_min <= {0.05 / radius:g} and k_max >= {20.0 / radius:g}")
+    x = k * radius
+    # series below x = 1e-3, where the closed form cancels catastrophically
+    w = np.where(x < 1e-3, 1.0 - x * x / 10.0, 3.0 * (np.sin(x) - x * np.cos(x)) / np.maximum(x, 1e-3) ** 3)
+    return float(np.sqrt(simpson(k**3 * pk * w * w / (2.0 * np.pi**2), x=np.log(k))))
+
+
+def camb_sigma8(cosmo: Cosmology) -> float:
+    """sigma_8 of the total matter at z = 0 from one linear CAMB run (about a second)."""
+    import camb
+
+    from sims.linear import camb_params
+
+    pars = camb_params(cosmo, [0.0], kmax=10.0)  # sigma8 converged to 1e-4 in kmax by 10 h/Mpc
+    return float(camb.get_results(pars).get_sigma8_0())
 
 
 def extend_log_pk(k_src: np.ndarray, lnp: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -93,6 +140,7 @@ class _LastResult:
 
     def __init__(self):
         self.key, self.value = None, None
+        self.sigma8_key, self.sigma8 = None, None  # of the last CAMB run: free for derived S8
 
     def get(self, cosmo, k, z, compute):
         key = (cosmo, np.asarray(k, dtype=float).tobytes(), np.asarray(z, dtype=float).tobytes())
@@ -120,6 +168,7 @@ class EE2Power:
 
         check_box(cosmo)  # before spending seconds in CAMB
         res = _camb_results(cosmo, z, self.kmax, nonlinear=False)
+        self._memo.sigma8_key, self._memo.sigma8 = cosmo, float(res.get_sigma8_0())
         kh, z_out, pk = res.get_linear_matter_power_spectrum(var1="delta_tot", var2="delta_tot", hubble_units=True,
                                                               k_hunit=True)
         keep = kh <= self.kmax
@@ -132,6 +181,12 @@ class EE2Power:
 
     def describe(self) -> dict:
         return {"source": self.name, "linear": "CAMB P_tot", "boost": "EuclidEmulator2", "camb_kmax": self.kmax}
+
+    def sigma8(self, cosmo: Cosmology) -> float:
+        """From the CAMB run of :meth:`log_pk` at this point, else one linear CAMB run."""
+        if self._memo.sigma8_key == cosmo:
+            return self._memo.sigma8
+        return camb_sigma8(cosmo)
 
 
 @dataclass(frozen=True)
@@ -148,6 +203,7 @@ class HMcodePower:
 
     def _compute(self, cosmo, k, z):
         res = _camb_results(cosmo, z, self.kmax, nonlinear=True)
+        self._memo.sigma8_key, self._memo.sigma8 = cosmo, float(res.get_sigma8_0())
         kh, z_out, pk = res.get_nonlinear_matter_power_spectrum(var1="delta_tot", var2="delta_tot",
                                                                 hubble_units=True, k_hunit=True)
         keep = kh <= self.kmax
@@ -155,6 +211,12 @@ class HMcodePower:
 
     def describe(self) -> dict:
         return {"source": self.name, "model": "CAMB HMcode-2020 (mead2020)", "camb_kmax": self.kmax}
+
+    def sigma8(self, cosmo: Cosmology) -> float:
+        """From the CAMB run of :meth:`log_pk` at this point, else one linear CAMB run."""
+        if self._memo.sigma8_key == cosmo:
+            return self._memo.sigma8
+        return camb_sigma8(cosmo)
 
 
 @dataclass(frozen=True)
@@ -165,7 +227,9 @@ class EmulatorPower:
     lie inside its ``k_range`` attribute (when it has one) and the z inside its
     ``z_range``; ln P is continued as a power law in k beyond, and in z beyond
     z_max by the linear growth, P(k, z) = P(k, z_max) [D(z)/D(z_max)]^2 (above
-    the emulated redshifts the nonlinear correction is small)."""
+    the emulated redshifts the nonlinear correction is small).  A hybrid emulator
+    with a linear-power emulator is evaluated over the linear emulator's k range
+    instead (module doc), so only k above that (10 h/Mpc by default) is a power law."""
 
     path: str
     emulator: Any = field(default=None, repr=False, compare=False)
@@ -187,14 +251,21 @@ class EmulatorPower:
 
     def log_pk(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
         emu = self.emulator
-        k_lo, k_hi = getattr(emu, "k_range", (k[0], k[-1]))
-        z_lo, z_hi = getattr(emu, "z_range", (min(z), max(z)))
-        k_in = k[(k >= k_lo) & (k <= k_hi)]
+        k = np.asarray(k, dtype=float)
         z = np.asarray(z, dtype=float)
+        hybrid = getattr(emu, "kind", None) == "hybrid" and getattr(emu, "linear", None) is not None
+        k_lo, k_hi = (emu.linear.k_range if hybrid else getattr(emu, "k_range", (k[0], k[-1])))
+        z_lo, z_hi = getattr(emu, "z_range", (min(z), max(z)))
+        if hybrid:
+            z_lo, z_hi = max(z_lo, emu.linear.z_range[0]), min(z_hi, emu.linear.z_range[1])
+        k_in = k[(k >= k_lo) & (k <= k_hi)]
         # rounded so that clipping cannot produce near-duplicate redshifts
         z_in = np.round(np.clip(z, z_lo, z_hi), 10)
         z_eval = np.unique(z_in)
-        pk = np.asarray(emu.pnl(k_in, z_eval, cosmo.to_dict()), dtype=float)
+        if hybrid:
+            pk = np.exp(self._hybrid_log_pk(cosmo, k_in, z_eval))
+        else:
+            pk = np.asarray(emu.pnl(k_in, z_eval, cosmo.to_dict()), dtype=float)
         if pk.shape != (z_eval.size, k_in.size):
             raise LikelihoodError(f"emulator {self.path}: pnl returned shape {pk.shape}, "
                                   f"expected ({z_eval.size}, {k_in.size})")
@@ -209,6 +280,40 @@ class EmulatorPower:
             D = background(cosmo).growth(np.concatenate([[z_hi], z[beyond]]))
             lnp[beyond] += 2.0 * np.log(D[1:] / D[0])[:, None]
         return lnp
+
+    def _hybrid_log_pk(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """ln[P_lin B_EE2(theta_LCDM) B_COLA(theta) / B_COLA(theta_LCDM)] over the linear
+        emulator's k range; the COLA ratio is held constant outside the COLA k range
+        (inside it this is exactly the hybrid's pnl)."""
+        from emulators.ee2 import ee2_boost
+
+        emu = self.emulator
+        params = cosmo.to_dict()
+        lcdm = {**params, "w0": -1.0, "wa": 0.0}
+        c_lo, c_hi = emu.cola.k_range
+        k_c = np.unique(np.clip(k, c_lo, c_hi))
+        ratio_c = emu.cola.log_boost(k_c, z, params) - emu.cola.log_boost(k_c, z, lcdm)
+        idx = np.searchsorted(k_c, np.clip(k, c_lo, c_hi))
+        # EE2 holds B constant above its k_max: documented there, expected here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ln_ee2 = np.log(ee2_boost(k, z, lcdm))
+        return emu.linear.log_pk(k, z, params) + ln_ee2 + ratio_c[:, idx]
+
+    def sigma8(self, cosmo: Cosmology) -> float:
+        """From the attached linear-power emulator at z = 0 when there is one
+        (its k range must cover the top-hat integral), else one CAMB run."""
+        linear = getattr(self.emulator, "linear", None)
+        if getattr(self.emulator, "kind", None) == "linear":
+            linear = self.emulator
+        if linear is None or getattr(linear, "species", "tot") != "tot":
+            return camb_sigma8(cosmo)
+        k_lo, k_hi = linear.k_range
+        z_lo, _ = linear.z_range
+        if k_lo * _R8 > 0.05 or k_hi * _R8 < 20.0 or z_lo > 0.0:
+            return camb_sigma8(cosmo)
+        k = np.geomspace(k_lo, k_hi, 512)
+        return sigma8_from_pk(k, np.exp(linear.log_pk(k, [0.0], cosmo.to_dict()))[0])
 
     def describe(self) -> dict:
         return {"source": self.name, "path": str(self.path)}
@@ -269,6 +374,10 @@ class TablePower:
 
     def describe(self) -> dict:
         return {"source": self.name, "origin": self.origin}
+
+    def sigma8(self, cosmo: Cosmology) -> float:
+        """The table ignores the cosmology; sigma_8 of ``cosmo`` from CAMB."""
+        return camb_sigma8(cosmo)
 
 
 def power_source(name: str, path: str | None = None) -> PowerSource:
