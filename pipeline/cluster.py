@@ -229,6 +229,11 @@ def start_cluster(spec: ClusterSpec, log: logging.Logger | None = None):
     from distributed import Client
 
     log = log or logging.getLogger("cosmopipe.cluster")
+    if not logging.getLogger("cosmopipe").isEnabledFor(logging.DEBUG):
+        # distributed sets its own INFO level when first imported; its worker start/stop
+        # chatter would drown the campaign's log (-v keeps it).
+        for name in ("distributed", "dask_jobqueue"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if spec.kind == "address":
         try:
             client = Client(spec.address, timeout=f"{spec.timeout}s")
