@@ -190,16 +190,10 @@ _PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
-    import importlib
+    from .plugins import optional_modules
 
     commands = dict(_SUBCOMMANDS)
-    for name in _PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in optional_modules(_PLUGIN_MODULES):
         commands.update(module.SUBCOMMANDS)
     return commands
 

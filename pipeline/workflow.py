@@ -19,7 +19,6 @@ started Dask client.  Stages run in registry order.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -54,17 +53,9 @@ class Stage:
 
 def stage_registry() -> dict[str, Stage]:
     """All known stages in pipeline order."""
-    stages: dict[str, Stage] = {}
-    for name in _STAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        for stage in module.STAGES:
-            stages[stage.name] = stage
-    return stages
+    from .plugins import optional_modules
+
+    return {stage.name: stage for module in optional_modules(_STAGE_MODULES) for stage in module.STAGES}
 
 
 @dataclass(frozen=True)
