@@ -676,6 +676,19 @@ def planck_bao_sn_likelihoods(data_dir=None) -> dict[str, Any]:
     return {like.name: like for like in likes}
 
 
+def _held_out_theories(emu, table):
+    """(index, CAMB truth, emulated) TheoryResults for each point of a held-out table;
+    both share the exact CAMB background, so only the emulated blocks differ."""
+    h0 = table.blocks["scalars"][:, SCALARS.index("H0")]
+    for i in range(len(table)):
+        params = {k: v for k, v in table.params(i).items() if k != "theta_star_100"}
+        params["H0"] = float(h0[i])
+        bg = background(params, emu.settings())
+        truth = _with_perturbations(bg, {**{k: table.blocks[k][i] for k in CL_BLOCKS},
+                                         "sigma8": table.blocks["scalars"][i, SCALARS.index("sigma8")]})
+        yield i, truth, emu.theory(params, likelihood_requirements(emu.lmax), bg=bg)
+
+
 def delta_chi2(emu: ObservablesEmulator, table: ObservableTable, likelihoods: Mapping[str, Any],
                nuisance: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
     """chi^2(emulator) - chi^2(CAMB) per likelihood (name -> (n,)) at the points of a
@@ -684,14 +697,7 @@ def delta_chi2(emu: ObservablesEmulator, table: ObservableTable, likelihoods: Ma
     through the emulated C_ell."""
     nuisance = {"A_planck": 1.0, **dict(nuisance or {})}
     out = {name: np.empty(len(table)) for name in likelihoods}
-    h0 = table.blocks["scalars"][:, SCALARS.index("H0")]
-    for i in range(len(table)):
-        params = {k: v for k, v in table.params(i).items() if k != "theta_star_100"}
-        params["H0"] = float(h0[i])
-        bg = background(params, emu.settings())
-        truth = _with_perturbations(bg, {**{k: table.blocks[k][i] for k in CL_BLOCKS},
-                                         "sigma8": table.blocks["scalars"][i, SCALARS.index("sigma8")]})
-        emul = emu.theory(params, likelihood_requirements(emu.lmax), bg=bg)
+    for i, truth, emul in _held_out_theories(emu, table):
         for name, like in likelihoods.items():
             ll_emul, ll_truth = like.loglike(emul, nuisance), like.loglike(truth, nuisance)
             # Equal covers both -inf (a point a likelihood rules out, e.g. outside the MGS table).
@@ -724,15 +730,8 @@ def delta_chi2_at_peak(emu: ObservablesEmulator, table: ObservableTable, likelih
     i.e. near the posterior peak, where the term linear in the data residual vanishes.
     :func:`delta_chi2` at box points far from the data is dominated by that linear term."""
     nuisance = {"A_planck": 1.0, **dict(nuisance or {})}
-    h0 = table.blocks["scalars"][:, SCALARS.index("H0")]
     out: dict[str, np.ndarray] = {}
-    for i in range(len(table)):
-        params = {k: v for k, v in table.params(i).items() if k != "theta_star_100"}
-        params["H0"] = float(h0[i])
-        bg = background(params, emu.settings())
-        truth = _with_perturbations(bg, {**{k: table.blocks[k][i] for k in CL_BLOCKS},
-                                         "sigma8": table.blocks["scalars"][i, SCALARS.index("sigma8")]})
-        emul = emu.theory(params, likelihood_requirements(emu.lmax), bg=bg)
+    for i, truth, emul in _held_out_theories(emu, table):
         for name, like in likelihoods.items():
             peak = _recentred(like, truth, nuisance)
             if peak is not None:

@@ -27,29 +27,35 @@ class UsageError(Exception):
 
 
 # -- argument parsing helpers ----------------------------------------------
-def parse_params(items: Sequence[str] | None) -> dict[str, float]:
-    """``["Omega_m=0.3", "w0=-0.9"]`` -> ``{"Omega_m": 0.3, "w0": -0.9}``."""
-    from sims.cosmology import Cosmology
-
-    names = Cosmology.names()
+def parse_assignments(items: Sequence[str] | None, option: str,
+                      allowed: Sequence[str] | None = None) -> dict[str, float]:
+    """``["a=1", "b=2.5"]`` -> ``{"a": 1.0, "b": 2.5}`` for the command-line ``option``;
+    names must be in ``allowed`` when given, each at most once, values finite numbers."""
     out: dict[str, float] = {}
     for item in items or ():
         name, sep, text = item.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not name or not text:
-            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
-        if name not in names:
-            raise UsageError(f"--param: unknown cosmology parameter {name!r}; allowed: {', '.join(names)}")
-        if name in out:
-            raise UsageError(f"--param: {name} given more than once")
+            raise UsageError(f"{option} expects NAME=VALUE, got {item!r}")
+        if allowed is not None and name not in allowed:
+            raise UsageError(f"{option}: unknown cosmology parameter {name!r}; allowed: {', '.join(allowed)}")
+        if allowed is not None and name in out:
+            raise UsageError(f"{option}: {name} given more than once")
         try:
             value = float(text)
         except ValueError:
-            raise UsageError(f"--param {name}: expected a number, got {text!r}") from None
+            raise UsageError(f"{option} {name}: expected a number, got {text!r}") from None
         if not math.isfinite(value):
-            raise UsageError(f"--param {name}: expected a finite number, got {text!r}")
+            raise UsageError(f"{option} {name}: expected a finite number, got {text!r}")
         out[name] = value
     return out
+
+
+def parse_params(items: Sequence[str] | None) -> dict[str, float]:
+    """``["Omega_m=0.3", "w0=-0.9"]`` -> ``{"Omega_m": 0.3, "w0": -0.9}``."""
+    from sims.cosmology import Cosmology
+
+    return parse_assignments(items, "--param", Cosmology.names())
 
 
 def parse_redshifts(values: Sequence[float]) -> tuple[float, ...]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 __all__ = ["SUBCOMMANDS"]
@@ -34,22 +33,9 @@ def _add_plot(subparsers) -> argparse.ArgumentParser:
 
 
 def _parse_marks(items) -> dict[str, float]:
-    from .cli import UsageError
+    from .cli import parse_assignments
 
-    out = {}
-    for item in items or ():
-        name, sep, text = item.partition("=")
-        name, text = name.strip(), text.strip()
-        if not sep or not name or not text:
-            raise UsageError(f"--mark expects NAME=VALUE, got {item!r}")
-        try:
-            value = float(text)
-        except ValueError:
-            raise UsageError(f"--mark {name}: expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise UsageError(f"--mark {name}: expected a finite number, got {text!r}")
-        out[name] = value
-    return out
+    return parse_assignments(items, "--mark")
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
