@@ -163,15 +163,30 @@ def main(argv=None) -> None:
           f"   [theory {theory * 1e3:.3f} ms, chi^2 {(per - theory) * 1e3:.3f} ms]")
 
     if args.emulator:
-        source = EmulatorPower(path=args.emulator)
-        emu_model = shear_model(survey, source)
-        emu_lk = ShearLikelihood(model=emu_model, data=data, cov=cov, mask=lk.mask)
-        # vary only what the emulator varies (the rest must stay at its training values)
-        varied = set(getattr(source.emulator, "params", cosmo.names())) | set(emu_model.parameter_names()[8:])
-        emu_points = [{n: v for n, v in p.items() if n in varied} for p in points[: max(5, args.evals // 10)]]
-        per_emu, theory_emu = _time_loglike(emu_lk, emu_points)
-        print(f"  likelihood evaluation (emulator {args.emulator}): {per_emu * 1e3:7.3f} ms"
-              f"   [theory {theory_emu * 1e3:.3f} ms]")
+        probe = EmulatorPower(path=args.emulator)
+        modes = [probe.ee2_mode]
+        if getattr(probe.emulator, "kind", None) == "hybrid" and probe.ee2_mode == "surrogate":
+            modes.append("exact")
+        vectors = {}
+        for mode in modes:
+            source = EmulatorPower(path=args.emulator, emulator=probe.emulator,
+                                   **({"ee2": mode} if probe.emulator.kind == "hybrid" else {}))
+            emu_model = shear_model(survey, source)
+            emu_lk = ShearLikelihood(model=emu_model, data=data, cov=cov, mask=lk.mask)
+            # vary only what the emulator varies (the rest must stay at its training values)
+            varied = set(getattr(source.emulator, "params", cosmo.names())) | set(emu_model.parameter_names()[8:])
+            emu_points = [{n: v for n, v in p.items() if n in varied} for p in points[: max(5, args.evals // 10)]]
+            per_emu, theory_emu = _time_loglike(emu_lk, emu_points)
+            label = f"emulator {args.emulator}" + (f", EE2 {mode}" if probe.emulator.kind == "hybrid" else "")
+            print(f"  likelihood evaluation ({label}): {per_emu * 1e3:7.3f} ms   [theory {theory_emu * 1e3:.3f} ms]")
+            vectors[mode] = np.array([emu_model.data_vector(p, strict=False) for p in emu_points])
+        if len(vectors) == 2:
+            # the surrogate's cost in data units: Delta chi^2 between the two theory vectors
+            d = (vectors["surrogate"] - vectors["exact"])[:, lk.mask]
+            icov = np.linalg.inv(cov[np.ix_(lk.mask, lk.mask)])
+            dchi2 = np.einsum("ni,ij,nj->n", d, icov, d)
+            print(f"  EE2 surrogate vs exact EE2, Delta chi^2 at {len(d)} points (l_max = 3000 cut): "
+                  f"median {np.median(dchi2):.3g}, max {dchi2.max():.3g}")
 
     # agreement at one representative point: a different cosmology from the table's, IA, shifts, biases
     params = {"Omega_m": 0.30, "h": 0.70, "A_IA": 0.5, "eta_IA": 1.0, "dz_2": 0.01, "dz_4": -0.02,

@@ -9,6 +9,12 @@ w0 = -1, wa = 0 the ratio is exactly one, so the hybrid equals EE2.
 
 theta must lie inside the COLA emulator's box and theta_LCDM inside EE2's box
 (EE2 is never extrapolated, also not with ``extrapolate=True``).
+
+``ee2="exact"`` (the default) calls EuclidEmulator2 itself (about 15 ms per
+cosmology on 31 redshifts); ``ee2="surrogate"`` uses the PCA + MLP model of
+B_EE2 on the LCDM slice stored with the hybrid (:mod:`emulators.ee2_lcdm`,
+about 0.1 ms), for sampling.  At w0 = -1 the hybrid then equals the surrogate,
+which reproduces EE2 to the accuracy in its provenance.
 """
 from __future__ import annotations
 
@@ -19,19 +25,22 @@ import numpy as np
 
 from .boost import BoostEmulator, camb_pk_lin
 from .ee2 import check_box, ee2_boost
+from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
 
-__all__ = ["HybridEmulator", "make_hybrid"]
+__all__ = ["HybridEmulator", "make_hybrid", "EE2_MODES"]
 
-_LCDM = {"w0": -1.0, "wa": 0.0}
+EE2_MODES = ("exact", "surrogate")
 
 
 @dataclass(frozen=True)
 class HybridEmulator:
     """EE2 x COLA-ratio boost (see the module docstring); ``cola`` is the
-    embedded COLA :class:`~emulators.boost.BoostEmulator`."""
+    embedded COLA :class:`~emulators.boost.BoostEmulator`; ``ee2_lcdm`` the
+    optional EE2 surrogate on the LCDM slice (:mod:`emulators.ee2_lcdm`)."""
 
     cola: BoostEmulator
     info: dict = field(default_factory=dict)
+    ee2_lcdm: BoostEmulator | None = None
     kind = "hybrid"
 
     def __post_init__(self):
@@ -48,6 +57,14 @@ class HybridEmulator:
             elif space.fixed.get(name, value) != value:
                 raise ValueError(f"hybrid emulator: the COLA emulator was trained with {name} fixed to "
                                  f"{space.fixed[name]:g}, not the LCDM value {value:g}")
+        if self.ee2_lcdm is not None:
+            sur = self.ee2_lcdm.space
+            want = {n: v for n, v in space.fixed.items() if n not in _LCDM}
+            have = {n: v for n, v in sur.fixed.items() if n not in _LCDM}
+            if set(sur.names) != {n for n in space.names if n not in _LCDM} or have != want:
+                raise ValueError(f"hybrid emulator: the EE2 surrogate varies {', '.join(sur.names)} with fixed "
+                                 f"{have}, which is not the LCDM slice of the COLA emulator ({', '.join(space.names)}"
+                                 f", fixed {want})")
 
     @property
     def space(self):
@@ -85,42 +102,59 @@ class HybridEmulator:
                 out[:, self.space.names.index(name)] = value
         return out
 
-    def log_boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
+    def log_boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """ln B, shaped like :meth:`boost`."""
         theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
         k_arr, z_arr = self.cola.grids(k, z, who="hybrid emulator")
-        return self._log_boost(theta, z_arr, k_arr, single)
+        return self._log_boost(theta, z_arr, k_arr, single, ee2)
 
-    def _log_boost(self, theta, z_arr, k_arr, single):
-        n = theta.shape[0]
-        lcdm = self._lcdm(theta)
-        lcdm_dicts = self.space.cosmology_dicts(lcdm)
-        for i, params in enumerate(lcdm_dicts):
+    def ln_ee2_lcdm(self, theta_lcdm: np.ndarray, z: np.ndarray, k: np.ndarray, ee2: str = "exact") -> np.ndarray:
+        """ln B_EE2 (n, nz, nk) at rows of theta_LCDM (n, p) in :attr:`params` order, checked
+        against EE2's box; any z in [0, 10] (surrogate: its trained range) and k > 0 [h/Mpc]."""
+        if ee2 not in EE2_MODES:
+            raise ValueError(f"hybrid emulator: ee2 must be one of {', '.join(EE2_MODES)}, got {ee2!r}")
+        n = theta_lcdm.shape[0]
+        dicts = self.space.cosmology_dicts(theta_lcdm)
+        for i, params in enumerate(dicts):
             try:
                 check_box(params)
             except ValueError as exc:
                 where = f" (cosmology {i} of {n})" if n > 1 else ""
                 raise ValueError(f"hybrid emulator: theta_LCDM (theta with w0=-1, wa=0){where} is outside the "
                                  f"EuclidEmulator2 box: {exc}") from None
+        if ee2 == "exact":
+            return np.stack([np.log(ee2_boost(k, z, params)) for params in dicts])
+        if self.ee2_lcdm is None:
+            raise ValueError("hybrid emulator: ee2='surrogate' needs the EE2 surrogate, which this file does not "
+                             "carry (train it with train.ee2_surrogate in the workflow)")
+        lo, hi = self.ee2_lcdm.z_range
+        if np.any(z < lo) or np.any(z > hi):
+            raise ValueError(f"hybrid emulator: the EE2 surrogate covers z in [{lo:g}, {hi:g}], asked for "
+                             f"[{np.min(z):g}, {np.max(z):g}]; use ee2='exact'")
+        return ee2_lcdm_log_boost(self.ee2_lcdm, theta_lcdm, self.space.names, z, k)
+
+    def _log_boost(self, theta, z_arr, k_arr, single, ee2="exact"):
+        n = theta.shape[0]
+        lcdm = self._lcdm(theta)
+        ln_ee2 = self.ln_ee2_lcdm(lcdm, z_arr, k_arr, ee2)
         # One network pass for theta and theta_LCDM together: at w0 = -1 the
         # two rows are identical and their difference is exactly zero.
         q = self.cola.model.evaluate(np.vstack([theta, lcdm]), z_arr, k_arr)
-        ratio = q[:n] - q[n:]
-        ee2 = np.stack([np.log(ee2_boost(k_arr, z_arr, params)) for params in lcdm_dicts])
-        out = ee2 + ratio
+        out = ln_ee2 + (q[:n] - q[n:])
         return out[0] if single else out
 
-    def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
+    def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """B(k, z) (see the module docstring); arguments and shapes as
         :meth:`emulators.boost.BoostEmulator.boost`.  ``extrapolate`` lets theta
-        leave the COLA box; theta_LCDM must still be inside EE2's box."""
-        return np.exp(self.log_boost(k, z, params, extrapolate))
+        leave the COLA box; theta_LCDM must still be inside EE2's box.  ``ee2``:
+        'exact' (EuclidEmulator2) or 'surrogate' (module docstring)."""
+        return np.exp(self.log_boost(k, z, params, extrapolate, ee2))
 
-    def pnl(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
+    def pnl(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """P_lin x B [(Mpc/h)^3], with the COLA emulator's linear emulator (or CAMB)."""
         theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
         k_arr, z_arr = self.cola.grids(k, z, who="hybrid emulator")
-        q = self._log_boost(theta, z_arr, k_arr, single=False)
+        q = self._log_boost(theta, z_arr, k_arr, single=False, ee2=ee2)
         if self.linear is not None:
             out = np.exp(q + self.linear.log_pk_theta(theta, self.space, z_arr, k_arr, extrapolate))
         else:
@@ -133,11 +167,12 @@ class HybridEmulator:
         return save(self, path)
 
 
-def make_hybrid(cola: BoostEmulator) -> HybridEmulator:
-    """Hybrid of a COLA boost emulator with EuclidEmulator2 (provenance copied)."""
+def make_hybrid(cola: BoostEmulator, ee2_lcdm: BoostEmulator | None = None) -> HybridEmulator:
+    """Hybrid of a COLA boost emulator with EuclidEmulator2 (provenance copied),
+    optionally with an EE2 surrogate (:func:`emulators.ee2_lcdm.train_ee2_lcdm`)."""
     info = {"cola_dataset_hash": cola.info.get("dataset_hash", ""), "reference": "EuclidEmulator2",
             "euclidemu2_version": _package_version("euclidemu2"), "code_version": cola.info.get("code_version", "")}
-    return HybridEmulator(cola=cola, info=info)
+    return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm)
 
 
 def _package_version(name: str) -> str:

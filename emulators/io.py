@@ -18,6 +18,8 @@ complete (written last).  An emulator is written into a group:
                     training_settings, training_report, validation, ... (dicts as JSON)
     <group>/linear  (boost, optional) an attached linear emulator, same layout
     <group>/cola    (hybrid) the embedded COLA boost emulator, same layout
+    <group>/ee2_lcdm  (hybrid, optional) the EE2 surrogate on the LCDM slice, a boost
+                    emulator (emulators.ee2_lcdm)
 
 so a hybrid file carries its COLA emulator (and that one its linear-power
 emulator) and stands alone.
@@ -96,6 +98,8 @@ def _write(group: h5py.Group, emulator) -> None:
     if kind == "hybrid":
         group.attrs["reference"] = "EuclidEmulator2"
         _write(group.create_group("cola"), emulator.cola)
+        if emulator.ee2_lcdm is not None:
+            _write(group.create_group("ee2_lcdm"), emulator.ee2_lcdm)
         return
     _write_model(group, emulator.model)
     if kind == "linear":
@@ -193,7 +197,10 @@ def _read(group: h5py.Group):
         cola = _read(group["cola"])
         if not isinstance(cola, BoostEmulator):
             raise _Corrupt(f"{group.name}/cola: expected a boost emulator, found kind {cola.kind!r}")
-        return HybridEmulator(cola=cola, info=info)
+        surrogate = _read(group["ee2_lcdm"]) if "ee2_lcdm" in group else None
+        if surrogate is not None and not isinstance(surrogate, BoostEmulator):
+            raise _Corrupt(f"{group.name}/ee2_lcdm: expected a boost emulator, found kind {surrogate.kind!r}")
+        return HybridEmulator(cola=cola, info=info, ee2_lcdm=surrogate)
     model = _read_model(group)
     if kind == "linear":
         if "params" not in group:

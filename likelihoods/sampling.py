@@ -1,10 +1,10 @@
 """Ensemble MCMC with emcee: checkpointed chains, convergence tests, parallel evaluation, GetDist output.
 
-A run is ``chains`` independent emcee ensembles (affine-invariant stretch
-move), each checkpointed step by step to its own HDF5 file in emcee's
-``HDFBackend`` layout (``<out>/chain_<i>.h5``, readable with
-``emcee.backends.HDFBackend``), so a killed run continues with ``resume``
-and loses no stored step; a resumed run repeats exactly the random numbers
+A run is ``chains`` independent emcee ensembles (the affine-invariant stretch
+move, or differential evolution with ``moves: de``), each checkpointed step by
+step to its own HDF5 file in emcee's ``HDFBackend`` layout
+(``<out>/chain_<i>.h5``, readable with ``emcee.backends.HDFBackend``), so a
+killed run continues with ``resume`` and loses no stored step; a resumed run repeats exactly the random numbers
 the uninterrupted run would have drawn.
 
 Convergence (checked every ``check_every`` steps):
@@ -25,6 +25,11 @@ emcee blobs.  The likelihood is evaluated either in this process (emcee's
 ``vectorize``: one call per half-ensemble) or on a Dask cluster through
 :class:`DaskPool`, a ``map`` over ``client.map``/``client.gather``;
 :func:`choose_parallel` picks one from the measured cost of one evaluation.
+``chains`` runs each chain, vectorised, as one Dask task from one convergence
+check to the next (:func:`advance_chain_file`: the chain file carries the
+walkers, blobs and random state, so the steps are those of an in-process run):
+no per-step round trip, so it pays for likelihoods of a few milliseconds that
+are too cheap for ``dask`` but leave the other cores idle in one process.
 """
 from __future__ import annotations
 
@@ -52,13 +57,26 @@ from .priors import Prior, PriorSet
 __all__ = [
     "SampledParam", "DerivedParam", "Convergence", "dask_tasks", "SamplerSettings", "Posterior", "DaskPool",
     "ChainBackend", "ConvergenceReport", "SamplingError", "check_convergence", "autocorr_times",
-    "gelman_rubin", "choose_parallel", "run_chains", "ChainRun", "write_getdist", "PARALLEL_MODES",
+    "gelman_rubin", "choose_parallel", "run_chains", "ChainRun", "write_getdist", "PARALLEL_MODES", "MOVES",
+    "emcee_moves", "advance_chain_file",
     "DERIVED_FORMULAS", "read_chain",
 ]
 
 log = logging.getLogger("cosmopipe.sampling")
 
-PARALLEL_MODES = ("auto", "vectorize", "dask", "none")
+PARALLEL_MODES = ("auto", "vectorize", "dask", "chains", "none")
+MOVES = ("stretch", "de")
+
+
+def emcee_moves(name: str):
+    """emcee moves by name: 'stretch' (affine-invariant, a = 2) or 'de' (80 %
+    differential evolution, 20 % DE snooker: ter Braak 2006 / ter Braak & Vrugt 2008),
+    which decorrelates faster in ~20 correlated dimensions."""
+    if name == "stretch":
+        return emcee.moves.StretchMove()
+    if name == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    raise ValueError(f"moves must be one of {', '.join(MOVES)}, got {name!r}")
 
 # Cost model of one Dask map, from benchmarks/bench_sampling.py on the 2-core
 # development machine (LocalCluster of 2 single-thread worker processes):
@@ -398,6 +416,7 @@ class SamplerSettings:
     check_every: int = 200          # [steps]
     convergence: Convergence = field(default_factory=Convergence)
     parallel: str = "auto"
+    moves: str = "stretch"
     restart: bool = False           # delete existing chains instead of refusing them
 
     def nwalkers(self, ndim: int) -> int:
@@ -681,6 +700,23 @@ def _decide_parallel(posterior: Posterior, parallel: str, cost: float, n_half: i
     return mode, reason, (pool if mode == "dask" else None)
 
 
+def advance_chain_file(posterior: Posterior, path: str, target: int, start=None, moves: str = "stretch") -> int:
+    """Continue the chain in ``path`` to ``target`` steps, vectorised in this process
+    (a Dask task of ``parallel: chains``); ``start``: the initial emcee.State of a chain
+    with no step yet.  Returns its step count."""
+    backend = ChainBackend(str(path))
+    nwalkers, ndim = backend.shape
+    sampler = emcee.EnsembleSampler(nwalkers, ndim, posterior.many, vectorize=True, backend=backend,
+                                    moves=emcee_moves(moves))
+    state = start if int(backend.iteration) == 0 else backend.get_last_sample()
+    n = target - int(backend.iteration)
+    if n > 0:
+        with backend.writing():
+            for state in sampler.sample(state, iterations=n, store=True):
+                pass
+    return int(backend.iteration)
+
+
 def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *, fingerprint: Mapping,
                resume: bool = False, progress: bool = True, client: Callable[[], Any] | None = None,
                log_: logging.Logger = log) -> ChainRun:
@@ -698,6 +734,7 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
         raise SamplingError(f"sample.sampler.walkers: {nwalkers} walkers are too few for {ndim} sampled "
                             f"parameters; use at least {2 * ndim}")
     fingerprint = dict(fingerprint, nwalkers=nwalkers, seed=settings.seed, ndim=ndim,
+                       **({"moves": settings.moves} if settings.moves != "stretch" else {}),
                        params=list(posterior.names), blobs=list(posterior.blob_names))
     lock = _lock_dir(out_dir)
     try:
@@ -715,7 +752,21 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
         except TypeError as exc:
             # A theory provider's setup error (e.g. a parameter it needs is neither sampled nor fixed).
             raise SamplingError(f"the first posterior evaluation failed: {exc}") from exc
-        mode, reason, pool = _decide_parallel(posterior, settings.parallel, cost, nwalkers // 2, client, probe, log_)
+        chain_client = None
+        if settings.parallel == "chains":
+            if client is None:
+                raise SamplingError("parallel: chains needs a Dask cluster, and none is configured")
+            chain_client = client()
+            nthreads = sum(chain_client.nthreads().values())
+            mode, pool = "chains", None
+            reason = (f"set in the workflow: {len(chains)} chain(s) as Dask tasks on {nthreads} worker threads "
+                      f"(one evaluation {cost * 1e3:.3g} ms)")
+            if settings.chains < 2:
+                log_.warning("parallel: chains with a single chain uses one worker only")
+            remote_posterior = chain_client.scatter(posterior, broadcast=True)
+        else:
+            mode, reason, pool = _decide_parallel(posterior, settings.parallel, cost, nwalkers // 2, client, probe,
+                                                  log_)
         log_.info("parallel mode %s: %s", mode, reason)
 
         if mode == "dask":
@@ -724,8 +775,8 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
             mapper = posterior.many
         for chain in chains:
             chain.sampler = emcee.EnsembleSampler(
-                nwalkers, ndim, posterior.many if mode == "vectorize" else posterior,
-                pool=pool, vectorize=(mode == "vectorize"), backend=chain.backend)
+                nwalkers, ndim, posterior if mode == "dask" else posterior.many,
+                pool=pool, vectorize=(mode != "dask"), backend=chain.backend, moves=emcee_moves(settings.moves))
             if chain.steps == 0:
                 chain.state = _initial_state(posterior, chain, nwalkers, settings.seed, mapper)
             else:
@@ -772,7 +823,9 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
                 # Run every chain to the next check point (chains may stand at different steps after a kill).
                 target = min(settings.max_steps, (steps // settings.check_every + 1) * settings.check_every)
                 work = [(c, target - c.steps) for c in chains if c.steps < target]
-                if executor is not None:
+                if chain_client is not None and work:
+                    _advance_on_dask(chain_client, remote_posterior, work, target, bar, settings.moves)
+                elif executor is not None:
                     for f in [executor.submit(advance, c, n) for c, n in work]:
                         f.result()
                 else:
@@ -794,6 +847,23 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
                         steps_this_run=steps_run, resumed_from=resumed_from, acceptance=acceptance)
     finally:
         lock.close()
+
+
+def _advance_on_dask(client, remote, work: list, target: int, bar, moves: str) -> None:
+    """``parallel: chains``: every chain of ``work`` to ``target`` steps, one Dask task
+    each; ``remote`` the posterior scattered to the workers.  The chain file is the
+    state: the worker writes it, and it is re-read here."""
+    from dask.distributed import as_completed
+
+    futures = {client.submit(advance_chain_file, remote, str(c.path), target, c.state if c.steps == 0 else None,
+                             moves, pure=False): c for c, _ in work}
+    for future in as_completed(futures):
+        c = futures[future]
+        steps = future.result()
+        if bar is not None:
+            bar.update(steps - c.steps)
+        c.steps = steps
+        c.state = c.backend.get_last_sample()
 
 
 # -- outputs ---------------------------------------------------------------------------------

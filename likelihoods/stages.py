@@ -18,7 +18,8 @@ Section (see likelihoods.sampling for the convergence tests)::
         max_steps: 20000            # budget per chain
         check_every: 200
         convergence: {tau_factor: 50, tau_rtol: 0.01, rminus1: 0.01}
-        parallel: auto              # auto | vectorize | dask | none
+        parallel: auto              # auto | vectorize | dask | chains | none
+        moves: stretch              # stretch (emcee's default) | de (differential evolution + snooker)
         restart: false              # true: delete existing chains instead of refusing them
       out: chains                   # under the run directory
 
@@ -49,7 +50,7 @@ from pipeline.schema import (ConfigError, Section, boolean, choice, nonnegative_
 from pipeline.workflow import Stage
 
 from .priors import Prior, parse_prior, prior_from_default
-from .sampling import (PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Posterior, SampledParam,
+from .sampling import (MOVES, PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Posterior, SampledParam,
                        SamplerSettings, SamplingError, read_chain, run_chains, write_getdist)
 from .theory import TheorySpec, make_theory, parse_theory
 
@@ -58,7 +59,8 @@ __all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "bu
 
 _PARAM_KEYS = ("prior", "ref", "proposal", "latex", "value", "derived")
 _SECTION_KEYS = ("likelihoods", "theory", "params", "sampler", "out")
-_SAMPLER_KEYS = ("walkers", "seed", "chains", "max_steps", "check_every", "convergence", "parallel", "restart")
+_SAMPLER_KEYS = ("walkers", "seed", "chains", "max_steps", "check_every", "convergence", "parallel", "moves",
+                 "restart")
 # Initial walker scatter in units of the prior width when no proposal is given.
 _DEFAULT_PROPOSAL_FRACTION = 0.1
 
@@ -137,6 +139,7 @@ def _parse_sampler(section: Section) -> SamplerSettings:
         check_every=section.take("check_every", positive_int, default=200),
         convergence=convergence,
         parallel=section.take("parallel", choice(*PARALLEL_MODES), default="auto"),
+        moves=section.take("moves", choice(*MOVES), default="stretch"),
         restart=section.take("restart", boolean, default=False),
     )
     section.finish(allowed_hint=_SAMPLER_KEYS)

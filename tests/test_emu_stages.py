@@ -24,7 +24,8 @@ def write_workflow(tmp_path, **sections):
     return path
 
 
-TRAIN = {"network": {"hidden": [8], "epochs": 300}, "validation_fraction": 0.2, "hybrid": True}
+TRAIN = {"network": {"hidden": [8], "epochs": 300}, "validation_fraction": 0.2, "hybrid": True,
+         "ee2_surrogate": {"n": 40, "nz": 4, "n_test": 5, "network": {"hidden": [8], "epochs": 200}}}
 
 
 @pytest.mark.parametrize("train, key, message", [
@@ -35,6 +36,10 @@ TRAIN = {"network": {"hidden": [8], "epochs": 300}, "validation_fraction": 0.2, 
     ({"validation_fraction": 0.7}, "train.validation_fraction", "must be a number in [0, 0.5)"),
     ({"linear": {"k_min": 1.0, "k_max": 0.5}}, "train.linear.k_max", "must exceed k_min=1"),
     ({"hybrid": "yes"}, "train.hybrid", "must be true or false"),
+    ({"hybrid": True, "ee2_surrogate": {"n": 5}}, "train.ee2_surrogate.n", "needs at least 20 cosmologies, got 5"),
+    ({"hybrid": True, "ee2_surrogate": {"nz": 2}}, "train.ee2_surrogate.nz", "needs at least 4 redshifts"),
+    ({"hybrid": True, "ee2_surrogate": {"size": 2}}, "train.ee2_surrogate.size", "unknown key"),
+    ({"ee2_surrogate": {"n": 100}}, "train.ee2_surrogate", "only used with hybrid: true"),
 ])
 def test_train_section_errors_name_the_key(tmp_path, train, key, message):
     path = write_workflow(tmp_path, train=train)
@@ -59,6 +64,7 @@ def test_dry_run_plans(tmp_path, capsys):
     run = tmp_path / "run"
     assert f"read the training set {run / 'datasets' / 'train.h5'}" in out
     assert "run CAMB for 50 Latin-hypercube cosmologies" in out
+    assert "run EuclidEmulator2 at 40 + 5 LCDM cosmologies" in out
     assert f"write the hybrid EE2 x COLA emulator {run / 'emulators' / 'hybrid.h5'}" in out
     assert f"validate {run / 'emulators' / 'boost.h5'} against {run / 'datasets' / 'test.h5'}" in out
     assert f"validate {run / 'emulators' / 'hybrid.h5'}" in out
@@ -75,6 +81,8 @@ def test_train_and_validate_run(tmp_path):
     boost, hybrid = emulators.load(run / "emulators" / "boost.h5"), emulators.load(run / "emulators" / "hybrid.h5")
     assert boost.kind == "boost" and hybrid.kind == "hybrid"
     assert boost.info["validation"]["n"] == 2
+    assert hybrid.ee2_lcdm is not None and hybrid.ee2_lcdm.info["n_cosmologies"] == 40
+    assert hybrid.ee2_lcdm.z_range == (0.0, 1.0) and hybrid.ee2_lcdm.space.names == ("Omega_m",)
     for name in ("boost", "hybrid"):
         for f in ("validation.csv", "validation.md", "validation.png", "validation.json", "prediction.png"):
             assert (run / "validation" / name / f).stat().st_size > 0
@@ -82,3 +90,6 @@ def test_train_and_validate_run(tmp_path):
     stamp = os.stat(run / "emulators" / "boost.h5").st_mtime_ns
     run_workflow(load_workflow(path), only="train", progress=False, resume=True)
     assert os.stat(run / "emulators" / "boost.h5").st_mtime_ns == stamp
+    # ... and the EE2 surrogate of the hybrid (its training time is the same record)
+    again = emulators.load(run / "emulators" / "hybrid.h5").ee2_lcdm
+    assert again.info["training_seconds"] == hybrid.ee2_lcdm.info["training_seconds"]

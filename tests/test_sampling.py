@@ -244,6 +244,23 @@ def test_budget_stop_and_existing_chains(tmp_path):
     assert json.loads((tmp_path / "chains" / "summary.json").read_text())["steps_per_chain"] == 50
 
 
+def test_differential_evolution_moves(tmp_path):
+    """moves: de samples the Gaussian too (mean within 4 standard errors after 600 steps),
+    and a chain made with one move set cannot be continued with another."""
+    settings = _settings(_sample_section(max_steps=600, check_every=600, moves="de", chains=1), tmp_path)
+    run(settings, _ctx(tmp_path))
+    samples = read_chain(tmp_path / "chains" / "chain_1.h5", discard=200)[0]
+    chain = samples.reshape(400, 16, 3)
+    tau = autocorr_times(chain)
+    order = [1, 0, 2]                                   # x2 (listed), then x1, x3
+    mean, sd = support.MEAN[order], support.SIGMA[order]
+    err = sd * np.sqrt(tau / samples.shape[0])
+    assert np.all(np.abs(samples.mean(axis=0) - mean) < 4 * err), (samples.mean(axis=0), mean, err)
+    stretch = _sample_section(max_steps=700, check_every=700, chains=1)
+    with pytest.raises(ConfigError, match="different configuration.*moves"):
+        run(_settings(stretch, tmp_path), _ctx(tmp_path, resume=True))
+
+
 # -- config errors of the stage ----------------------------------------------------------------
 def _expect_error(sample: dict, key: str, text: str, tmp_path: Path, at_run: bool = False):
     with pytest.raises(ConfigError) as exc:
@@ -273,7 +290,9 @@ def test_config_errors(tmp_path):
     s = _sample_section(walkers=15)
     _expect_error(s, "sample.sampler.walkers", "must be even", tmp_path)
     s = _sample_section(parallel="mpi")
-    _expect_error(s, "sample.sampler.parallel", "auto, vectorize, dask, none", tmp_path)
+    _expect_error(s, "sample.sampler.parallel", "auto, vectorize, dask, chains, none", tmp_path)
+    s = _sample_section(moves="walk")
+    _expect_error(s, "sample.sampler.moves", "must be one of stretch, de", tmp_path)
     s = _sample_section()
     s["likelihoods"] = {"gauss4": {}}
     _expect_error(s, "sample.likelihoods.gauss4", "unknown likelihood", tmp_path)
@@ -369,9 +388,33 @@ def test_dask_pool_gives_the_same_chains(tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
+def test_chains_as_dask_tasks_give_the_same_chains(tmp_path):
+    """parallel: chains (each chain a Dask task between checks, continued from its file)
+    draws exactly the chains of one in-process run, across several checks."""
+    distributed = pytest.importorskip("distributed")
+    sample = _sample_section(walkers=8, max_steps=60, check_every=20, parallel="chains")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        run(_settings(sample, tmp_path / "chains"), _ctx(tmp_path / "chains", client=client))
+    sample["sampler"]["parallel"] = "vectorize"
+    run(_settings(sample, tmp_path / "vec"), _ctx(tmp_path / "vec"))
+    summary = json.loads((tmp_path / "chains" / "chains" / "summary.json").read_text())
+    assert summary["parallel"] == "chains"
+    for i in (1, 2):
+        got = read_chain(tmp_path / "chains" / "chains" / f"chain_{i}.h5")
+        assert got[0].shape == (60 * 8, 3)
+        for a, b in zip(got, read_chain(tmp_path / "vec" / "chains" / f"chain_{i}.h5")):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_dask_without_cluster_is_an_error(tmp_path):
     settings = _settings(_sample_section(parallel="dask", max_steps=10, check_every=10), tmp_path)
     ctx = _ctx(tmp_path)
+    ctx.client = None
+    with pytest.raises(ConfigError, match="needs a Dask cluster"):
+        run(settings, ctx)
+    settings = _settings(_sample_section(parallel="chains", max_steps=10, check_every=10), tmp_path / "c")
+    ctx = _ctx(tmp_path / "c")
     ctx.client = None
     with pytest.raises(ConfigError, match="needs a Dask cluster"):
         run(settings, ctx)

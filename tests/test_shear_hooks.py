@@ -111,6 +111,12 @@ class _Cola:
 
 class _Hybrid:
     kind = "hybrid"
+    params = ("Omega_m", "Omega_b", "h", "A_s", "n_s", "w0", "wa", "m_nu")
+    ee2_lcdm = None
+
+    def ln_ee2_lcdm(self, theta_lcdm, z, k, ee2="exact"):
+        assert ee2 == "exact"
+        return np.log(ee2_boost(k, z, dict(zip(self.params, theta_lcdm[0]))))[None]
 
     def __init__(self):
         self.cola, self.linear = _Cola(), _Linear()
