@@ -479,6 +479,8 @@ class BiasSettings:
     method: str = "fisher"
     steps: tuple = ()
     chains: tuple = ()
+    max_samples: int = 4000
+    shift_cut: float | None = 3000.0
     out: str = "emulator_bias"
     docs: str | None = None
     source: str = ""
@@ -509,7 +511,13 @@ def parse_bias(section: Section, info: dict) -> BiasSettings:
             raise shear.error(str(key), f"unknown key; allowed keys here: {', '.join(_SHEAR_KEYS)} "
                                         "(power and scale_cut are set by the bias stage)")
     shifts = section.sub("shifts", default={})
-    method = shifts.take("method", choice("fisher", "chains", "none"), default="fisher")
+    method = shifts.take("method", choice("fisher", "chains", "importance", "none"), default="fisher")
+    max_samples = shifts.take("max_samples", positive_int, default=4000)
+    shift_cut = shifts.take("scale_cut", lambda v: v, default=3000)
+    try:
+        shift_cut = parse_scale_cut(shift_cut)
+    except ValueError as exc:
+        raise shifts.error("scale_cut", str(exc)) from None
     ssec = shifts.sub("steps", default={})
     nbins = ((shear.data.get("survey") or {}).get("nbins") or 5)
     allowed = list(_cosmology_names()) + nuisance_names(int(nbins))
@@ -527,14 +535,17 @@ def parse_bias(section: Section, info: dict) -> BiasSettings:
     csec.finish()
     if method == "chains" and None in chains.values():
         raise csec.error(None, "method 'chains' needs both emulator and reference chain directories")
-    shifts.finish(allowed_hint=["method", "steps", "chains"])
+    if method == "importance" and chains["emulator"] is None:
+        raise csec.error(None, "method 'importance' needs the emulator chain directory (chains.emulator)")
+    shifts.finish(allowed_hint=["method", "steps", "chains", "max_samples", "scale_cut"])
     out = section.take("out", string, default="emulator_bias")
     docs = section.take("docs", optional(string), default=None)
     section.finish(allowed_hint=_BIAS_KEYS)
     keep = {k: info.get(k) for k in ("data_dir", "run_dir", "workflow_dir", "name", "source")}
     return BiasSettings(emulator=emulator, reference=reference, test=test, max_cosmologies=max_cosmo,
                         scale_cuts=tuple(cuts), shear=json.loads(json.dumps(shear.data)), method=method,
-                        steps=tuple(steps.items()), chains=tuple(chains.items()), out=out, docs=docs,
+                        steps=tuple(steps.items()), chains=tuple(chains.items()), max_samples=max_samples,
+                        shift_cut=shift_cut, out=out, docs=docs,
                         source=section.source, info=keep)
 
 
@@ -558,7 +569,9 @@ def plan_bias(settings: BiasSettings, ctx) -> str:
              f"scale cuts (l_max): {cuts}",
              f"parameter shifts: {settings.method}"
              + (f" ({len(settings.steps)} parameters, {2 * len(settings.steps)} emulator evaluations)"
-                if settings.method == "fisher" else ""),
+                if settings.method == "fisher" else "")
+             + (f" (up to {settings.max_samples} samples of {_run_path(ctx, dict(settings.chains)['emulator'])} "
+                f"reweighted to EE2, ~16 ms each)" if settings.method == "importance" else ""),
              f"output: {_run_path(ctx, settings.out)} (delta_chi2.h5, delta_chi2.png, emulator_bias.md, shifts.json)"]
     if settings.docs:
         lines.append(f"copies of the plot and table: {settings.docs}")
@@ -646,6 +659,8 @@ def run_bias(settings: BiasSettings, ctx) -> None:
         shifts = [bias.FisherShift("chains", tuple(posterior), np.array(list(posterior.values())),
                                    np.ones(len(posterior)))]
         shift_note = "from chains: (mean_emu - mean_ref) / std_ref"
+    elif settings.method == "importance":
+        shifts, shift_note = _importance(settings, ctx, ref, emu_path, info, log)
 
     with _atomic_h5(out_dir / "delta_chi2.h5") as f:
         f.attrs["emulator"] = str(emu_path)
@@ -688,6 +703,47 @@ def run_bias(settings: BiasSettings, ctx) -> None:
         docs.mkdir(parents=True, exist_ok=True)
         for path in (png, table):
             shutil.copy2(path, docs / f"{settings.info.get('name') or 'emulator_bias'}_{path.name}")
+
+
+def _importance(settings: BiasSettings, ctx, ref, emu_path: Path, info: dict, log):
+    """Shifts from the emulator chain reweighted to EE2 (bias.importance_shifts): the
+    reference is EE2 x the emulator's own linear-power emulator, so that only the
+    nonlinear boost differs, on the mock data and covariance of ``ref``."""
+    from .base import LikelihoodError
+    from .shear import bias
+    from .shear.likelihood import ShearLikelihood
+    from .shear.limber import shear_model
+    from .shear.power import power_source
+    from .shear.scalecuts import scale_cut_mask
+
+    chain_dir = _run_path(ctx, dict(settings.chains)["emulator"])
+    try:
+        names, samples = bias.read_chain_samples(chain_dir, settings.max_samples)
+        ee2 = power_source("ee2", linear=str(emu_path))
+    except (LikelihoodError, ValueError) as exc:
+        raise ConfigError(settings.source, "emulator_bias.shifts.chains.emulator", str(exc)) from None
+    survey, edges, fid = ref.model.survey, ref.model.theta_edges, ref.model.fiducial
+    mask = scale_cut_mask(edges, len(survey.pairs), settings.shift_cut)
+    liks = {label: ShearLikelihood(model=shear_model(survey, source, edges, fiducial=fid), data=ref.data,
+                                   cov=ref.cov, mask=mask)
+            for label, source in (("emu", power_source("emulator", str(emu_path))), ("ref", ee2))}
+    t0 = time.perf_counter()
+    lnl = {label: np.empty(len(samples)) for label in liks}
+    from tqdm import tqdm
+
+    for i, row in enumerate(tqdm(samples, desc="importance weights", disable=not ctx.progress)):
+        params = {**fid, **dict(zip(names, map(float, row)))}
+        for label, lik in liks.items():
+            lnl[label][i] = lik.loglike(None, params)
+    shift, ess = bias.importance_shifts(samples, lnl["emu"], lnl["ref"], names)
+    cut = "none" if settings.shift_cut is None else f"lmax{settings.shift_cut:g}"
+    log.info("importance sampling: %d samples of %s reweighted to EE2 in %.1f s; effective sample size %.0f",
+             len(samples), chain_dir, time.perf_counter() - t0, ess)
+    shifts = [bias.FisherShift(cut, tuple(shift), np.array(list(shift.values())), np.ones(len(shift)))]
+    note = (f"importance sampling: {len(samples)} samples of the emulator chain ({chain_dir}) reweighted by "
+            f"L_EE2 / L_emu, EE2 with the emulator's linear-power emulator; effective sample size {ess:.0f}; "
+            "shift = (mean_emu - mean_EE2) / std_EE2")
+    return shifts, note
 
 
 def _atomic_h5(path: Path):

@@ -113,3 +113,31 @@ def test_campaign_on_a_dask_cluster_equals_serial():
             Client(cluster) as client:
         parallel = camb_linear_dataset(design, Z, K, client=client)
     np.testing.assert_allclose(parallel.pk, serial.pk, rtol=1e-10)
+
+
+def test_ee2_power_source_on_the_linear_emulator(lin, tmp_path):
+    """power {source: ee2, linear: FILE}: EE2's boost on the emulator's P_lin instead of CAMB's,
+    exactly the product inside the emulator's ranges; a file without one is refused."""
+    import warnings
+
+    from emulators.ee2 import ee2_boost
+    from likelihoods.base import LikelihoodError
+    from likelihoods.shear.power import power_source
+    from sims import Cosmology
+
+    path = lin.save(tmp_path / "linear.h5")
+    source = power_source("ee2", linear=str(path))
+    assert source.describe()["linear"].startswith("linear-power emulator")
+    cosmo = Cosmology(Omega_m=0.31, h=0.69, A_s=2.05e-9, n_s=0.97, Omega_b=0.049, w0=-1.0, wa=0.0, m_nu=0.058)
+    k = np.geomspace(2e-3, 0.9, 40)
+    z = np.array([0.0, 0.7, 1.6])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = lin.log_pk(k, z, cosmo.to_dict()) + np.log(ee2_boost(k, z, cosmo))
+    np.testing.assert_allclose(source.log_pk(cosmo, k, z), expected, rtol=0, atol=1e-12)
+    boost = train_boost(ee2_dataset(6, [0.0, 1.0], K[60:100:8], {"Omega_m": EE2_BOX["Omega_m"]}, seed=1),
+                        FitSettings(network=TrainConfig(hidden=(4,), epochs=10), validation_fraction=0.0))
+    with pytest.raises(LikelihoodError, match="carries no linear-power emulator"):
+        power_source("ee2", linear=str(boost.save(tmp_path / "boost.h5")))
+    with pytest.raises(LikelihoodError, match="not found"):
+        power_source("ee2", linear=str(tmp_path / "missing.h5"))

@@ -92,6 +92,24 @@ def test_posterior_shifts_from_summaries(tmp_path):
         bias.posterior_shifts(tmp_path / "emu", tmp_path / "missing")
 
 
+def test_importance_shifts_of_a_known_reweighting(tmp_path):
+    """Samples of N(0, 1) (exact quantiles) reweighted to N(0.1, 1): the reference mean is
+    0.1, so the shift (mean_emu - mean_ref) / std_ref is -0.1; the effective sample size of
+    weights exp(0.1 x) is n exp(-0.01) for a unit normal."""
+    from scipy import stats
+
+    n = 20000
+    x = stats.norm.ppf((np.arange(n) + 0.5) / n)
+    samples = np.column_stack([x, 2.0 * x])             # a second, scaled copy: same shift in sigma
+    shifts, ess = bias.importance_shifts(samples, -0.5 * x**2, -0.5 * (x - 0.1) ** 2, ["a", "b"])
+    assert shifts["a"] == pytest.approx(-0.1, abs=1e-3) and shifts["b"] == pytest.approx(-0.1, abs=1e-3)
+    assert ess == pytest.approx(n * np.exp(-0.01), rel=1e-3)
+    with pytest.raises(LikelihoodError, match="finite ln L"):
+        bias.importance_shifts(samples, -0.5 * x**2, np.full(n, np.nan), ["a", "b"])
+    with pytest.raises(LikelihoodError, match="no sample summary"):
+        bias.read_chain_samples(tmp_path)
+
+
 def _dataset(rows):
     names = Cosmology.names()
     params = np.array([[{**Cosmology().to_dict(), **r}[n] for n in names] for r in rows])
@@ -149,6 +167,8 @@ def test_workflow_section_errors(tmp_path):
              ({"shear": {"power": {"source": "ee2"}}}, "emulator_bias.shear.power"),
              ({"shifts": {"steps": {"Omega_k": 0.1}}}, "emulator_bias.shifts.steps.Omega_k"),
              ({"shifts": {"method": "chains"}}, "emulator_bias.shifts.chains"),
+             ({"shifts": {"method": "importance"}}, "emulator_bias.shifts.chains"),
+             ({"shifts": {"scale_cut": -5}}, "emulator_bias.shifts.scale_cut"),
              ({"reference": "camb"}, "emulator_bias.reference"),
              ({"colour": 1}, "emulator_bias.colour")]
     for extra, where in cases:

@@ -200,6 +200,19 @@ def test_gaussian_posterior_recovered(converged_run):
     print(f"converged Gaussian run: {summary['steps_per_chain']} steps x 2 chains, {wall:.1f} s")
 
 
+def test_chain_samples_for_importance_reweighting(converged_run):
+    """likelihoods.shear.bias.read_chain_samples: burn-in and thinning from the summary, the
+    sampled parameters in order, evenly subsampled on request."""
+    from likelihoods.shear.bias import read_chain_samples
+
+    run_dir, _, _ = converged_run
+    summary = json.loads((run_dir / "chains" / "summary.json").read_text())
+    names, samples = read_chain_samples(run_dir / "chains")
+    assert names == ["x2", "x1", "x3"] and samples.shape == (summary["samples"], 3)
+    names, few = read_chain_samples(run_dir / "chains", max_samples=50)
+    assert few.shape == (50, 3) and np.array_equal(few[0], samples[0]) and np.array_equal(few[-1], samples[-1])
+
+
 def test_getdist_files_readable(converged_run):
     from getdist import loadMCSamples
 

@@ -11,6 +11,10 @@ statistical noise of LSST-Y1), and the shift of the posterior, in units of its
 width, when the emulator replaces the reference at the fiducial point:
 
 * from two MCMC runs (:func:`posterior_shifts`): (mean_emu - mean_ref) / sigma_ref;
+* by importance sampling (:func:`importance_shifts`): the emulator chain's samples
+  reweighted by L_ref / L_emu give the reference posterior without a second chain
+  (exact when the two posteriors overlap, as here; the effective sample size of the
+  weights says how well they do);
 * in the Gaussian (Fisher) approximation (:func:`fisher_shifts`), for a noiseless
   reference mock: Delta p = F^-1 J^T C^-1 (d_emu - d_ref), with J = dd_emu/dp by
   central differences and F = J^T C^-1 J + the Gaussian priors; shift_i =
@@ -35,7 +39,7 @@ from sims.cosmology import Cosmology
 from .scalecuts import scale_cut_mask
 
 __all__ = ["ScaleCut", "scale_cuts", "delta_chi2", "read_test_cosmologies", "data_vectors", "fisher_shifts",
-           "posterior_shifts", "chi2_table", "shift_table", "plot_delta_chi2", "FisherShift"]
+           "posterior_shifts", "importance_shifts", "read_chain_samples", "chi2_table", "shift_table", "plot_delta_chi2", "FisherShift"]
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,48 @@ def posterior_shifts(emu_summary: str | Path, ref_summary: str | Path) -> dict[s
     if not common:
         raise LikelihoodError("emulator bias: the two chains share no parameter")
     return {n: (emu[n]["mean"] - ref[n]["mean"]) / ref[n]["std"] for n in common}
+
+
+def read_chain_samples(chain_dir: str | Path, max_samples: int | None = None) -> tuple[list[str], np.ndarray]:
+    """(sampled parameter names, samples (n, p)) of a converged sample-stage run: its
+    chains after the burn-in, thinned as its summary says, evenly subsampled to at most
+    ``max_samples``."""
+    from likelihoods.sampling import read_chain
+
+    chain_dir = Path(chain_dir)
+    path = chain_dir / "summary.json"
+    if not path.is_file():
+        raise LikelihoodError(f"emulator bias: no sample summary at {path} (run the sample stage first)")
+    summary = json.loads(path.read_text())
+    names = list(summary["params"])
+    files = sorted(chain_dir.glob("chain_*.h5"))
+    if not files:
+        raise LikelihoodError(f"emulator bias: no chain files chain_*.h5 in {chain_dir}")
+    samples = np.concatenate([read_chain(f, int(summary["burn_in_steps"]), int(summary["thin"]))[0] for f in files])
+    if samples.shape[1] != len(names):
+        raise LikelihoodError(f"emulator bias: chains in {chain_dir} have {samples.shape[1]} parameters, "
+                              f"the summary lists {len(names)}")
+    if max_samples is not None and len(samples) > max_samples:
+        samples = samples[np.linspace(0, len(samples) - 1, max_samples).round().astype(int)]
+    return names, samples
+
+
+def importance_shifts(samples: np.ndarray, lnl_emu: np.ndarray, lnl_ref: np.ndarray,
+                      names: Sequence[str]) -> tuple[dict[str, float], float]:
+    """({name: (mean_emu - mean_ref) / std_ref}, effective sample size) from samples of the
+    emulator posterior, reweighted by L_ref / L_emu to the reference posterior (same priors).
+    ESS = (sum w)^2 / sum w^2 counts the samples the reference estimate effectively rests on."""
+    samples = np.asarray(samples, dtype=float)
+    delta = np.asarray(lnl_ref, dtype=float) - np.asarray(lnl_emu, dtype=float)
+    if samples.shape != (delta.size, len(names)) or not np.all(np.isfinite(delta)):
+        raise LikelihoodError(f"emulator bias: importance weights need finite ln L at every sample; got shapes "
+                              f"{samples.shape}, {delta.shape}")
+    w = np.exp(delta - delta.max())
+    ess = float(w.sum() ** 2 / np.sum(w**2))
+    mean_emu = samples.mean(axis=0)
+    mean_ref = w @ samples / w.sum()
+    std_ref = np.sqrt(w @ (samples - mean_ref) ** 2 / w.sum())
+    return {n: float((a - b) / c) for n, a, b, c in zip(names, mean_emu, mean_ref, std_ref)}, ess
 
 
 # -- reports ---------------------------------------------------------------------------

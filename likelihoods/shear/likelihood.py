@@ -11,7 +11,8 @@ Workflow section (every key optional; paths are absolute, relative to the
 working directory, or relative to the workflow's data_dir)::
 
     power:      {source: ee2 | hmcode | emulator | table, path: FILE,    # theory; default ee2
-                 ee2: auto | exact | surrogate}   # a hybrid's EE2 part (auto: its surrogate if stored)
+                 ee2: auto | exact | surrogate,   # a hybrid's EE2 part (auto: its surrogate if stored)
+                 linear: FILE}    # source ee2: P_lin from this file's linear-power emulator, not CAMB
     survey:     {nz_file: FILE, nbins: 5, z0: 0.13, alpha: 0.78, sigma_z: 0.05,
                  n_eff: 10.0, sigma_e: 0.26, area: 12300.0, z_max: 4.0}
     theta:      {min: 2.5, max: 900.0, nbins: 26}                         # arcmin
@@ -220,15 +221,21 @@ def _power_from(sec, info, default_source: str = "ee2"):
     source = sec.take("source", choice(*SOURCES), default=default_source)
     path = sec.take("path", optional(string), default=None)
     ee2 = sec.take("ee2", choice(*EE2_OPTIONS), default="auto")
+    linear = sec.take("linear", optional(string), default=None)
     sec.finish()
     if ee2 != "auto" and source != "emulator":
         raise sec.error("ee2", f"is only used by source 'emulator' (a hybrid emulator), not {source!r}")
+    if linear is not None and source != "ee2":
+        raise sec.error("linear", f"is only used by source 'ee2', not {source!r}")
+    if linear is not None:
+        linear = str(_resolve(sec, "linear", linear, info))
     if source in ("emulator", "table") and path is None:
         raise sec.error("path", f"is required for source {source!r}")
     if source not in ("emulator", "table") and path is not None:
         raise sec.error("path", f"is only used by sources emulator and table, not {source!r}")
     resolved = _resolve(sec, "path", path, info) if path else None
-    return _wrap(sec, "path" if path else "source", power_source, source, resolved, ee2)
+    return _wrap(sec, "path" if path else ("linear" if linear else "source"), power_source, source, resolved, ee2,
+                 linear)
 
 
 def _survey_from(sec, info) -> Survey:
