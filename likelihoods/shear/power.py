@@ -266,15 +266,16 @@ def _load_linear(path: str):
     return linear
 
 
-def _linear_log_pk(linear, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """ln P_lin (nz, nk) from a linear-power emulator inside its k and z ranges; a power
-    law in k beyond, and linear growth above its z_max."""
-    k_lo, k_hi = linear.k_range
-    z_lo, z_hi = linear.z_range
+def _ranged_log_pk(evaluate, k_range, z_range, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """ln P (nz, nk) from ``evaluate(k_in, z_eval) -> ln P (nz_eval, nk_in)`` valid inside
+    k_range x z_range: a power law in k beyond (:func:`extend_log_pk`), and above z_max
+    P(k, z) = P(k, z_max) [D(z) / D(z_max)]^2 (the nonlinear correction is small there)."""
+    (k_lo, k_hi), (z_lo, z_hi) = k_range, z_range
     k_in = k[(k >= k_lo) & (k <= k_hi)]
+    # rounded so that clipping cannot produce near-duplicate redshifts
     z_in = np.round(np.clip(z, z_lo, z_hi), 10)
     z_eval = np.unique(z_in)
-    lnp = extend_log_pk(k_in, linear.log_pk(k_in, z_eval, cosmo.to_dict()), k)[np.searchsorted(z_eval, z_in)]
+    lnp = extend_log_pk(k_in, evaluate(k_in, z_eval), k)[np.searchsorted(z_eval, z_in)]
     beyond = z > z_hi
     if np.any(beyond):
         from .background import background
@@ -282,6 +283,12 @@ def _linear_log_pk(linear, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np
         D = background(cosmo).growth(np.concatenate([[z_hi], z[beyond]]))
         lnp[beyond] += 2.0 * np.log(D[1:] / D[0])[:, None]
     return lnp
+
+
+def _linear_log_pk(linear, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """ln P_lin (nz, nk) from a linear-power emulator (:func:`_ranged_log_pk`)."""
+    return _ranged_log_pk(lambda k_in, z_eval: linear.log_pk(k_in, z_eval, cosmo.to_dict()), linear.k_range,
+                          linear.z_range, cosmo, k, z)
 
 
 def _linear_sigma8(linear, cosmo: Cosmology) -> float:
@@ -373,29 +380,20 @@ class EmulatorPower:
         z_lo, z_hi = getattr(emu, "z_range", (min(z), max(z)))
         if hybrid:
             z_lo, z_hi = max(z_lo, emu.linear.z_range[0]), min(z_hi, emu.linear.z_range[1])
-        k_in = k[(k >= k_lo) & (k <= k_hi)]
-        # rounded so that clipping cannot produce near-duplicate redshifts
-        z_in = np.round(np.clip(z, z_lo, z_hi), 10)
-        z_eval = np.unique(z_in)
-        if hybrid:
-            pk = np.exp(self._hybrid_log_pk(cosmo, k_in, z_eval))
-        else:
+        def evaluate(k_in, z_eval):
+            if hybrid:
+                return self._hybrid_log_pk(cosmo, k_in, z_eval)
             extra = {"ee2": self.ee2_mode} if getattr(emu, "kind", None) == "hybrid" else {}
             pk = np.asarray(emu.pnl(k_in, z_eval, cosmo.to_dict(), **extra), dtype=float)
-        if pk.shape != (z_eval.size, k_in.size):
-            raise LikelihoodError(f"emulator {self.path}: pnl returned shape {pk.shape}, "
-                                  f"expected ({z_eval.size}, {k_in.size})")
-        if not np.all(np.isfinite(pk)) or np.any(pk <= 0):
-            raise LikelihoodError(f"emulator {self.path}: pnl returned non-positive or non-finite P(k) "
-                                  f"for {cosmo.label()}")
-        lnp = extend_log_pk(k_in, np.log(pk), k)[np.searchsorted(z_eval, z_in)]
-        beyond = z > z_hi
-        if np.any(beyond):
-            from .background import background
+            if pk.shape != (z_eval.size, k_in.size):
+                raise LikelihoodError(f"emulator {self.path}: pnl returned shape {pk.shape}, "
+                                      f"expected ({z_eval.size}, {k_in.size})")
+            if not np.all(np.isfinite(pk)) or np.any(pk <= 0):
+                raise LikelihoodError(f"emulator {self.path}: pnl returned non-positive or non-finite P(k) "
+                                      f"for {cosmo.label()}")
+            return np.log(pk)
 
-            D = background(cosmo).growth(np.concatenate([[z_hi], z[beyond]]))
-            lnp[beyond] += 2.0 * np.log(D[1:] / D[0])[:, None]
-        return lnp
+        return _ranged_log_pk(evaluate, (k_lo, k_hi), (z_lo, z_hi), cosmo, k, z)
 
     def _hybrid_log_pk(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
         """ln[P_lin B_EE2(theta_LCDM) B_COLA(theta) / B_COLA(theta_LCDM)] over the linear
