@@ -66,6 +66,8 @@ log = logging.getLogger("cosmopipe.sampling")
 
 PARALLEL_MODES = ("auto", "vectorize", "dask", "chains", "none")
 MOVES = ("stretch", "de")
+# A resumed run waits this long [s] for a worker of a killed run to finish its chain segment.
+CHAIN_WRITER_TIMEOUT_S = 600.0
 
 
 def emcee_moves(name: str):
@@ -399,6 +401,34 @@ def _lock_dir(out_dir: Path):
     return handle
 
 
+def _chain_lock(path: Path, timeout: float | None = None):
+    """Exclusive lock on ``<chain>.lock``, held while a ``parallel: chains`` task writes the
+    chain.  Waits for it (``timeout`` seconds at most; None: forever)."""
+    handle = open(Path(path).with_suffix(".lock"), "a+")
+    t0 = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if timeout is not None and time.monotonic() - t0 >= timeout:
+                handle.close()
+                raise SamplingError(f"chain {path} is still being written by another process after {timeout:g} s "
+                                    "(a worker of a killed run?); stop it or wait, then resume") from None
+            time.sleep(0.2)
+
+
+def _wait_for_chain_writers(paths: Sequence[Path], timeout: float, log_: logging.Logger) -> None:
+    """Wait until no process writes any of these chains: a worker of a killed driver may
+    finish its segment after the driver died; its steps are complete and kept."""
+    for path in paths:
+        try:
+            _chain_lock(path, timeout=0.0).close()
+        except SamplingError:
+            log_.info("waiting for another process to finish writing %s", path)
+            _chain_lock(path, timeout=timeout).close()
+
+
 # -- settings -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Convergence:
@@ -702,19 +732,20 @@ def _decide_parallel(posterior: Posterior, parallel: str, cost: float, n_half: i
 
 def advance_chain_file(posterior: Posterior, path: str, target: int, start=None, moves: str = "stretch") -> int:
     """Continue the chain in ``path`` to ``target`` steps, vectorised in this process
-    (a Dask task of ``parallel: chains``); ``start``: the initial emcee.State of a chain
-    with no step yet.  Returns its step count."""
-    backend = ChainBackend(str(path))
-    nwalkers, ndim = backend.shape
-    sampler = emcee.EnsembleSampler(nwalkers, ndim, posterior.many, vectorize=True, backend=backend,
-                                    moves=emcee_moves(moves))
-    state = start if int(backend.iteration) == 0 else backend.get_last_sample()
-    n = target - int(backend.iteration)
-    if n > 0:
-        with backend.writing():
-            for state in sampler.sample(state, iterations=n, store=True):
-                pass
-    return int(backend.iteration)
+    (a Dask task of ``parallel: chains``), holding the chain's lock; ``start``: the
+    initial emcee.State of a chain with no step yet.  Returns its step count."""
+    with contextlib.closing(_chain_lock(path)):
+        backend = ChainBackend(str(path))
+        nwalkers, ndim = backend.shape
+        sampler = emcee.EnsembleSampler(nwalkers, ndim, posterior.many, vectorize=True, backend=backend,
+                                        moves=emcee_moves(moves))
+        state = start if int(backend.iteration) == 0 else backend.get_last_sample()
+        n = target - int(backend.iteration)
+        if n > 0:
+            with backend.writing():
+                for state in sampler.sample(state, iterations=n, store=True):
+                    pass
+        return int(backend.iteration)
 
 
 def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *, fingerprint: Mapping,
@@ -738,6 +769,8 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
                        params=list(posterior.names), blobs=list(posterior.blob_names))
     lock = _lock_dir(out_dir)
     try:
+        _wait_for_chain_writers([out_dir / f"chain_{i + 1}.h5" for i in range(settings.chains)],
+                                CHAIN_WRITER_TIMEOUT_S, log_)
         chains = _open_chains(out_dir, settings.chains, nwalkers, ndim, fingerprint, resume, settings.restart, log_)
         resumed_from = tuple(c.steps for c in chains)
         if any(resumed_from):

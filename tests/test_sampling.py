@@ -325,7 +325,7 @@ def test_config_errors(tmp_path):
 
 # -- kill and resume ----------------------------------------------------------------------
 def _workflow(tmp_path: Path, run_dir: Path, sleep: float, **sampler) -> Path:
-    sample = _sample_section(walkers=8, max_steps=120, check_every=40, **sampler)
+    sample = _sample_section(**{"walkers": 8, "max_steps": 120, "check_every": 40, **sampler})
     sample["likelihoods"]["gauss3"] = {"sleep": sleep}
     path = tmp_path / f"wf_{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump({"name": "g3", "run_dir": str(run_dir), "sample": sample}))
@@ -384,6 +384,34 @@ def test_killed_chain_resumes_without_losing_steps(tmp_path, capsys):
             np.testing.assert_array_equal(a, b)
 
 
+def test_killed_chains_mode_run_resumes(tmp_path):
+    """parallel: chains: the driver SIGKILLed while its Dask workers write the chains; the
+    resumed run (which waits for any worker still finishing a segment) ends with chains
+    equal to an uninterrupted in-process run."""
+    pytest.importorskip("distributed")
+    from pipeline.cli import main
+
+    killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
+    wf = _workflow(tmp_path, killed_dir, sleep=0.002, parallel="chains", check_every=20)
+    proc = _cli_background("run", str(wf), "--stage", "sample", "--no-progress")
+    chain1 = killed_dir / "chains" / "chain_1.h5"
+    deadline = time.time() + 120
+    while _steps(chain1) < 20 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    before = _steps(chain1)
+    assert 20 <= before < 120, f"kill came too late or too early: {before} steps ({proc.stderr.read()[-2000:]})"
+    assert main(["run", str(wf), "--stage", "sample", "--no-progress", "--resume"]) == 0
+    summary = json.loads((killed_dir / "chains" / "summary.json").read_text())
+    assert summary["steps_per_chain"] == 120 and summary["parallel"] == "chains"
+    assert main(["run", str(_workflow(tmp_path, ref_dir, sleep=0.0)), "--stage", "sample", "--no-progress"]) == 0
+    for i in (1, 2):
+        for a, b in zip(read_chain(killed_dir / "chains" / f"chain_{i}.h5"),
+                        read_chain(ref_dir / "chains" / f"chain_{i}.h5")):
+            np.testing.assert_array_equal(a, b)
+
+
 # -- Dask -------------------------------------------------------------------------------
 def test_dask_pool_gives_the_same_chains(tmp_path):
     """emcee on a Dask pool draws exactly the chains of in-process evaluation."""
@@ -418,6 +446,28 @@ def test_chains_as_dask_tasks_give_the_same_chains(tmp_path):
         assert got[0].shape == (60 * 8, 3)
         for a, b in zip(got, read_chain(tmp_path / "vec" / "chains" / f"chain_{i}.h5")):
             np.testing.assert_array_equal(a, b)
+
+
+def test_resume_waits_for_a_chain_still_being_written(tmp_path, caplog):
+    """A worker of a killed driver may still be writing a chain (it holds <chain>.lock):
+    a resumed run waits for it, and gives up with a clear error after the timeout."""
+    import fcntl
+
+    from likelihoods import sampling
+
+    (tmp_path / "chains").mkdir()
+    path = tmp_path / "chains" / "chain_1.h5"
+    holder = open(path.with_suffix(".lock"), "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    log = logging.getLogger("test.waiting")
+    with caplog.at_level(logging.INFO, logger="test.waiting"), \
+            pytest.raises(sampling.SamplingError, match="still being written by another process"):
+        sampling._wait_for_chain_writers([path], 0.5, log)
+    assert "waiting for another process to finish writing" in caplog.text
+    holder.close()                                      # the writer finishes: no wait
+    t0 = time.perf_counter()
+    sampling._wait_for_chain_writers([path], 0.5, log)
+    assert time.perf_counter() - t0 < 0.4
 
 
 def test_dask_without_cluster_is_an_error(tmp_path):
