@@ -347,6 +347,20 @@ def _steps(path: Path) -> int:
         return 0
 
 
+def _run_and_kill(wf: Path, chain: Path, steps: int, timeout: float) -> int:
+    """Run the sample stage of ``wf`` in a subprocess, SIGKILL it once ``chain`` holds
+    ``steps`` steps; returns the steps stored at the kill (checked to be mid-run)."""
+    proc = _cli_background("run", str(wf), "--stage", "sample", "--no-progress")
+    deadline = time.time() + timeout
+    while _steps(chain) < steps and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    before = _steps(chain)
+    assert steps <= before < 120, f"kill came too late or too early: {before} steps ({proc.stderr.read()[-2000:]})"
+    return before
+
+
 def test_killed_chain_resumes_without_losing_steps(tmp_path, capsys):
     """SIGKILL mid-run, then --resume: the stored steps are kept as they were and the
     finished chains equal those of an uninterrupted run with the same seed."""
@@ -354,15 +368,8 @@ def test_killed_chain_resumes_without_losing_steps(tmp_path, capsys):
 
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     wf = _workflow(tmp_path, killed_dir, sleep=0.002)
-    proc = _cli_background("run", str(wf), "--stage", "sample", "--no-progress")
     chain1 = killed_dir / "chains" / "chain_1.h5"
-    deadline = time.time() + 60
-    while _steps(chain1) < 15 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    before = _steps(chain1)
-    assert 15 <= before < 120, f"kill came too late or too early: {before} steps ({proc.stderr.read()[-2000:]})"
+    before = _run_and_kill(wf, chain1, 15, timeout=60)
     kept = read_chain(chain1)
 
     assert main(["run", str(wf), "--stage", "sample", "--no-progress"]) == 2
@@ -393,15 +400,7 @@ def test_killed_chains_mode_run_resumes(tmp_path):
 
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     wf = _workflow(tmp_path, killed_dir, sleep=0.002, parallel="chains", check_every=20)
-    proc = _cli_background("run", str(wf), "--stage", "sample", "--no-progress")
-    chain1 = killed_dir / "chains" / "chain_1.h5"
-    deadline = time.time() + 120
-    while _steps(chain1) < 20 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    before = _steps(chain1)
-    assert 20 <= before < 120, f"kill came too late or too early: {before} steps ({proc.stderr.read()[-2000:]})"
+    _run_and_kill(wf, killed_dir / "chains" / "chain_1.h5", 20, timeout=120)
     assert main(["run", str(wf), "--stage", "sample", "--no-progress", "--resume"]) == 0
     summary = json.loads((killed_dir / "chains" / "summary.json").read_text())
     assert summary["steps_per_chain"] == 120 and summary["parallel"] == "chains"
