@@ -366,8 +366,8 @@ def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
             old = load(hybrid_path).ee2_lcdm
         except (OSError, ValueError):
             old = None
-        if (old is not None and old.space == space and np.allclose(old.model.z, z)
-                and old.info.get("surrogate_settings") == su.to_dict()):
+        if (old is not None and old.info.get("surrogate_settings") == su.to_dict() and old.space == space
+                and old.model.z.shape == z.shape and np.allclose(old.model.z, z)):
             ctx.log.info("train: reusing the EE2 surrogate of %s (same settings)", hybrid_path)
             return old
     ctx.log.info("train: fitting the EE2 surrogate on the LCDM slice (%d cosmologies, %d z up to %g)",

@@ -93,3 +93,8 @@ def test_train_and_validate_run(tmp_path):
     # ... and the EE2 surrogate of the hybrid (its training time is the same record)
     again = emulators.load(run / "emulators" / "hybrid.h5").ee2_lcdm
     assert again.info["training_seconds"] == hybrid.ee2_lcdm.info["training_seconds"]
+    # other surrogate settings: refitted on resume
+    train = {**TRAIN, "ee2_surrogate": {**TRAIN["ee2_surrogate"], "nz": 5}}
+    path = write_workflow(tmp_path, train=train)
+    run_workflow(load_workflow(path), only="train", progress=False, resume=True)
+    assert emulators.load(run / "emulators" / "hybrid.h5").ee2_lcdm.model.z.size == 5
