@@ -412,37 +412,24 @@ def test_killed_chains_mode_run_resumes(tmp_path):
 
 
 # -- Dask -------------------------------------------------------------------------------
-def test_dask_pool_gives_the_same_chains(tmp_path):
-    """emcee on a Dask pool draws exactly the chains of in-process evaluation."""
+@pytest.mark.parametrize("mode, workers, threads, steps, check", [
+    ("dask", 1, 2, 30, 30),      # emcee's pool: each half-ensemble mapped over the workers
+    ("chains", 2, 1, 60, 20),    # each chain a Dask task between checks, continued from its file
+])
+def test_dask_modes_give_the_same_chains(tmp_path, mode, workers, threads, steps, check):
+    """Evaluated on Dask either way, emcee draws exactly the chains of one in-process run
+    (for 'chains' across several checks)."""
     distributed = pytest.importorskip("distributed")
-    sample = _sample_section(walkers=8, max_steps=30, check_every=30, parallel="dask")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
-        run(_settings(sample, tmp_path / "dask"), _ctx(tmp_path / "dask", client=client))
+    sample = _sample_section(walkers=8, max_steps=steps, check_every=check, parallel=mode)
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                  dashboard_address=None) as cl, distributed.Client(cl) as client:
+        run(_settings(sample, tmp_path / mode), _ctx(tmp_path / mode, client=client))
     sample["sampler"]["parallel"] = "vectorize"
     run(_settings(sample, tmp_path / "vec"), _ctx(tmp_path / "vec"))
-    assert json.loads((tmp_path / "dask" / "chains" / "summary.json").read_text())["parallel"] == "dask"
+    assert json.loads((tmp_path / mode / "chains" / "summary.json").read_text())["parallel"] == mode
     for i in (1, 2):
-        for a, b in zip(read_chain(tmp_path / "dask" / "chains" / f"chain_{i}.h5"),
-                        read_chain(tmp_path / "vec" / "chains" / f"chain_{i}.h5")):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_chains_as_dask_tasks_give_the_same_chains(tmp_path):
-    """parallel: chains (each chain a Dask task between checks, continued from its file)
-    draws exactly the chains of one in-process run, across several checks."""
-    distributed = pytest.importorskip("distributed")
-    sample = _sample_section(walkers=8, max_steps=60, check_every=20, parallel="chains")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
-        run(_settings(sample, tmp_path / "chains"), _ctx(tmp_path / "chains", client=client))
-    sample["sampler"]["parallel"] = "vectorize"
-    run(_settings(sample, tmp_path / "vec"), _ctx(tmp_path / "vec"))
-    summary = json.loads((tmp_path / "chains" / "chains" / "summary.json").read_text())
-    assert summary["parallel"] == "chains"
-    for i in (1, 2):
-        got = read_chain(tmp_path / "chains" / "chains" / f"chain_{i}.h5")
-        assert got[0].shape == (60 * 8, 3)
+        got = read_chain(tmp_path / mode / "chains" / f"chain_{i}.h5")
+        assert got[0].shape == (steps * 8, 3)
         for a, b in zip(got, read_chain(tmp_path / "vec" / "chains" / f"chain_{i}.h5")):
             np.testing.assert_array_equal(a, b)
 
