@@ -1,12 +1,13 @@
 """The observables emulator (emulators/observables.py).
 
-Default tests train on an analytic stand-in for CAMB (exact flat LCDM distances,
-smooth C_ell-like shapes carrying the exact A_s e^{-2 tau} amplitude) so the
-machinery runs in seconds; the distance-grid spline is checked against CAMB's
+Default tests train on an analytic stand-in for CAMB (flat LCDM distances with a
+toy H0(theta_*) relation, smooth C_ell-like shapes carrying the exact A_s e^{-2 tau}
+amplitude) so the machinery runs in seconds; the distance-grid spline is checked against CAMB's
 background; the slow test measures Delta chi^2 per real-data likelihood on a
 stored CAMB campaign (built by emulators/observables.py's campaign, see
 workflows/ede_wbins.yaml; skipped when absent).
 """
+import json
 import os
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import numpy as np
 import pytest
 
 from emulators import observables as ob
-from emulators.network import TrainConfig
 from likelihoods.camb_theory import TheoryError
 
-BOX = {"omch2": (0.11, 0.13), "theta_star_100": (1.038, 1.044), "tau": (0.04, 0.07), "logA": (3.0, 3.1)}
+BOX = {"ombh2": (0.0215, 0.0235), "omch2": (0.11, 0.13), "theta_star_100": (1.038, 1.044), "tau": (0.04, 0.07),
+       "logA": (3.0, 3.1)}
 LMAX = 400
 CAMPAIGN = Path(os.environ.get("COSMOPIPE_OBS_CAMPAIGN", "/work/runs/ede_obs"))
 # Planck 2018 TT,TE,EE+lowE+lensing means (arXiv:1807.06209, Table 2)
@@ -36,11 +37,25 @@ def standin(p):
            "te": amp * 1e12 * tilt * np.sin(phase) / (ell * (ell + 1)),
            "ee": amp * 1e12 * tilt * (1.2 + np.cos(phase + 1)) / (ell * (ell + 1))
            + amp * 1e12 * p["tau"] ** 2 * np.exp(-ell / 5),
-           "pp": 1e-10 * np.exp(p["logA"]) * 1e2 * (p["omch2"] / 0.12) * ell ** -4.0,
-           "chi": np.ones(ob.Z_GRID.size), "hubble": np.ones(ob.Z_GRID.size)}
-    out["scalars"] = np.ones(len(ob.SCALARS))
+           "pp": 1e-10 * np.exp(p["logA"]) * 1e2 * (p["omch2"] / 0.12) * ell ** -4.0}
+    out.update(toy_background(p))
     out["scalars"][ob.SCALARS.index("sigma8")] = 0.8 * np.exp(0.5 * (p["logA"] - 3.05)) * (p["omch2"] / 0.12) ** 0.6
     return out
+
+
+def toy_background(p):
+    """Flat LCDM chi [Mpc] and H [km/s/Mpc] on Z_GRID for a toy H0(theta_*, omch2), and the SCALARS."""
+    h0 = 67.36 * (p["theta_star_100"] / 1.0411) ** 3 * (0.12 / p["omch2"]) ** 0.3
+    om = (p["ombh2"] + p["omch2"] + 0.00064) / (h0 / 100) ** 2
+    z = np.linspace(0.0, ob.Z_GRID[-1], 20001)
+    hz = h0 * np.sqrt(om * (1 + z) ** 3 + 1 - om)
+    chi = np.concatenate([[0.0], np.cumsum(0.5 * (1 / hz[1:] + 1 / hz[:-1]) * np.diff(z))]) * 299792.458
+    scal = dict(rdrag=147.1 * (p["omch2"] / 0.12) ** -0.25 * (p["ombh2"] / 0.0224) ** -0.13,
+                theta_star=p["theta_star_100"], sigma8=0.8, Omega_m=om, zdrag=1060.0 * (p["ombh2"] / 0.0224) ** 0.05,
+                zstar=1090.0, rstar=144.4 * (p["omch2"] / 0.12) ** -0.25, age=13.8 * 67.36 / h0,
+                theta_MC_100=p["theta_star_100"] + 2e-4, H0=h0)
+    return {"chi": np.interp(ob.Z_GRID, z, chi), "hubble": np.interp(ob.Z_GRID, z, hz),
+            "scalars": np.array([scal[k] for k in ob.SCALARS])}
 
 
 def standin_table(n, seed, box=BOX):
@@ -50,9 +65,7 @@ def standin_table(n, seed, box=BOX):
 
 @pytest.fixture(scope="module")
 def emulator():
-    cfg = TrainConfig(hidden=(32, 32), epochs=1500, patience=20)
-    # degree 2: with 4 inputs the quadratic (15 terms) is well determined by 60 points.
-    return ob.train_observables(standin_table(60, seed=1), config=cfg, box=BOX, degree=2)
+    return ob.train_observables(standin_table(60, seed=1), box=BOX)
 
 
 def test_latin_hypercube_stratified():
@@ -68,16 +81,40 @@ def test_latin_hypercube_stratified():
 def test_emulator_reproduces_standin(emulator):
     inner = {k: (lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo)) for k, (lo, hi) in BOX.items()}
     test = standin_table(10, seed=7, box=inner)
-    pred = emulator.predict(test.theta)
+    pred = emulator.predict(test.theta, ob.BLOCKS + ob.BACKGROUND_BLOCKS)
     for i in range(len(test)):
         truth = standin(test.params(i))
-        # 60 toy points in 4 dimensions; measured max errors TT 4.2e-3, EE 1.1e-2,
-        # TE 8e-4 of its envelope, sigma8 1.4e-5 (the amplitude A_s e^{-2 tau} enters exactly).
-        assert np.max(np.abs(pred["tt"][i] / truth["tt"] - 1)) < 1e-2
-        assert np.max(np.abs(pred["ee"][i] / truth["ee"] - 1)) < 2.5e-2
+        # 60 toy points in 5 dimensions; measured max errors TT 5.0e-5, EE 6.6e-4,
+        # TE 2.6e-5 of its envelope, sigma8 1.4e-7 (the amplitude A_s e^{-2 tau} enters
+        # exactly); the MLP of format 1 reached 4.2e-3, 1.1e-2, 8e-4, 1.4e-5.
+        assert np.max(np.abs(pred["tt"][i] / truth["tt"] - 1)) < 2e-4
+        assert np.max(np.abs(pred["ee"][i] / truth["ee"] - 1)) < 2e-3
         env = np.sqrt(truth["tt"] * truth["ee"])
-        assert np.max(np.abs(pred["te"][i] - truth["te"]) / env) < 2e-3
-        assert pred["sigma8"][i, 0] == pytest.approx(truth["scalars"][ob.SCALARS.index("sigma8")], rel=1e-4)
+        assert np.max(np.abs(pred["te"][i] - truth["te"]) / env) < 1e-4
+        assert pred["sigma8"][i, 0] == pytest.approx(truth["scalars"][ob.SCALARS.index("sigma8")], rel=1e-6)
+        # Background (3 inputs): chi, H(z) and the scalars; measured max 3.5e-7.
+        np.testing.assert_allclose(pred["chi"][i], truth["chi"], rtol=2e-6)
+        np.testing.assert_allclose(pred["hubble"][i], truth["hubble"], rtol=2e-6)
+        want = [truth["scalars"][ob.SCALARS.index(k)] for k in ob.BACKGROUND_SCALARS]
+        np.testing.assert_allclose(pred["background"][i], want, rtol=2e-6)
+
+
+def test_fully_emulated_theory(emulator):
+    """Given theta_star_100 instead of H0 every field is emulated: distances, H(z), H0,
+    r_drag and Omega_m agree with the stand-in's exact values."""
+    p = {"ombh2": 0.0224, "omch2": 0.121, "theta_star_100": 1.0405, "tau": 0.06, "logA": 3.04, "ns": 0.965}
+    th = emulator.theory(p, {"cls": {"lmax": LMAX}, "distances": {"zmax": 2.0}, "rdrag": True})
+    truth = toy_background(p)
+    scal = dict(zip(ob.SCALARS, truth["scalars"]))
+    z = ob.Z_GRID[ob.Z_GRID < 2.4]
+    np.testing.assert_allclose(th.comoving_distance(z), np.interp(z, ob.Z_GRID, truth["chi"]), rtol=1e-5)
+    np.testing.assert_allclose(th.hubble(z), np.interp(z, ob.Z_GRID, truth["hubble"]), rtol=1e-5)
+    # Below the first grid node the spline runs to chi(0) = 0: chi ~ c z / H0 to 1e-4 at z = 0.002.
+    assert th.comoving_distance(0.002) == pytest.approx(299792.458 * 0.002 / scal["H0"], rel=1e-3)
+    assert th.H0 == pytest.approx(scal["H0"], rel=1e-5) and th.rdrag == pytest.approx(scal["rdrag"], rel=1e-5)
+    assert th.derived["Omega_m"] == pytest.approx(scal["Omega_m"], rel=1e-4)
+    assert th.theta_star == 1.0405 and th.derived["H0"] == th.H0
+    assert th.S8 == pytest.approx(th.sigma8 * np.sqrt(th.derived["Omega_m"] / 0.3), rel=1e-12)
 
 
 def test_theory_uses_exact_background(emulator):
@@ -112,15 +149,15 @@ def test_solve_h0_planck():
 def test_save_load_round_trip(emulator, tmp_path):
     path = ob.save_observables(emulator, tmp_path / "obs.h5")
     back = ob.load_observables(path)
-    theta = np.array([[0.12, 1.041, 0.055, 3.05]])
-    a, b = emulator.predict(theta), back.predict(theta)
-    for k in ob.BLOCKS:
+    theta = np.array([[0.0224, 0.12, 1.041, 0.055, 3.05]])
+    a, b = emulator.predict(theta, ob.BLOCKS + ob.BACKGROUND_BLOCKS), back.predict(theta, ob.BLOCKS + ob.BACKGROUND_BLOCKS)
+    for k in ob.BLOCKS + ob.BACKGROUND_BLOCKS:
         np.testing.assert_array_equal(a[k], b[k])
     assert back.names == emulator.names and back.provenance["n_campaign"] == 60
     # The provider hook: same result through the file, parameters named as the sampler does.
     hooked = ob.emulated_theory(PLANCK18, {"cls": {"lmax": LMAX}}, path=path)
     np.testing.assert_array_equal(hooked.cls["te"], emulator.theory(PLANCK18, {"cls": {"lmax": LMAX}}).cls["te"])
-    assert ob.theory_params(path) == ("omch2", "H0", "tau", "logA", "mnu")
+    assert ob.theory_params(path) == tuple(BOX) + ("H0", "mnu")
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == ob.FORMAT and f.attrs["format_version"] == ob.FORMAT_VERSION
 
@@ -138,8 +175,8 @@ def test_load_errors(emulator, tmp_path):
         ob.load_observables(path)
     with h5py.File(path, "r+") as f:
         f.attrs["format_version"] = ob.FORMAT_VERSION
-        del f["blocks/tt/W0"]
-    with pytest.raises(ValueError, match="corrupt.*W0"):
+        del f["blocks/tt/alpha"]
+    with pytest.raises(ValueError, match="corrupt.*alpha"):
         ob.load_observables(path)
     with h5py.File(path, "r+") as f:
         f.attrs["complete"] = False
@@ -164,32 +201,66 @@ def test_out_of_box_and_bad_input(emulator):
 
 @pytest.mark.slow
 def test_delta_chi2_on_held_out_camb_points():
-    """Delta chi^2 = chi^2(emulator) - chi^2(CAMB) per likelihood on held-out CAMB points
-    of a stored campaign (``python -m emulators.observables campaign``, EDE + 3 w bins).
+    """Delta chi^2 per likelihood between the emulator and CAMB on held-out CAMB points of a
+    stored campaign (``python -m emulators.observables campaign``, EDE + 3 w bins; test*.h5
+    held out, train_*.h5 and the background-only bg_*.h5 for training).
 
-    BAO and Pantheon use CAMB's background on both sides: exactly 0.  The C_ell
-    likelihoods need far more training points than this machine could afford for the
-    0.2 target (see the report in emulators/observables.py); here the test checks the
-    emulator is consistent with CAMB at the level the stored campaign reaches, with a
-    margin for a campaign of ~180 points (medians at 254 points: low-ell TT 0.071, lowE
-    0.029, lensing at the peak 0.008, plik-lite at the peak 0.72; at 179 points 0.13,
-    0.076, 0.034, 2.6)."""
-    if not (CAMPAIGN / "test.h5").is_file() or not list(CAMPAIGN.glob("train_*.h5")):
-        pytest.skip(f"no stored campaign (test.h5, train_*.h5) under {CAMPAIGN}")
+    Target (issue 7): Delta chi^2 < 0.2.  Measured with 594 C_ell + 3598 background training
+    points on 49 held-out points in the inner 90 % of the box: plik-lite at the peak (the
+    error's own chi^2, data = CAMB) median 0.053, p95 0.17, max 0.29; lensing at the peak p95
+    0.0014; BAO p95 0.035, Pantheon p95 0.043, lowE p95 0.082, low-ell TT p95 0.21.  Box
+    points far from the data (chi^2 of thousands) amplify the error through the data
+    residual: plik-lite raw median 4.1 there; posterior samples: emulators/obs_check.py."""
+    chunks = sorted(CAMPAIGN.glob("train_*.h5"))
+    tests = sorted(CAMPAIGN.glob("test*.h5"))
+    if not tests or not chunks or not list(CAMPAIGN.glob("bg_*.h5")):
+        pytest.skip(f"no stored campaign (test*.h5, train_*.h5, bg_*.h5) under {CAMPAIGN}")
     data = os.environ.get("COSMOPIPE_DATA", "/work/shared/data")
     if not Path(data).is_dir():
         pytest.skip(f"no data directory {data}")
-    emu = ob.train_observables(ob.load_campaign(CAMPAIGN), box=ob.DEFAULT_BOX)
-    test, likes = ob.load_table(CAMPAIGN / "test.h5"), ob.planck_bao_sn_likelihoods(data)
+    table = ob._merge_tables([ob.load_table(p) for p in chunks[:33]])
+    emu = ob.train_observables(table, box=ob.DEFAULT_BOX, background_table=ob.load_campaign(CAMPAIGN, "bg_*.h5"))
+    test = ob._merge_tables([ob.load_table(p) for p in tests])
+    likes = ob.planck_bao_sn_likelihoods(data)
     dchi2 = ob.delta_chi2(emu, test, likes)
     peak = ob.delta_chi2_at_peak(emu, test, likes)
     for name, d in list(dchi2.items()) + [(k + " at peak", v) for k, v in peak.items()]:
         a = np.abs(d)
         print(f"{name}: median {np.median(a):.3g} p95 {np.percentile(a, 95):.3g} max {a.max():.3g}")
-    assert np.all(dchi2["bao"] == 0) and np.all(dchi2["pantheon"] == 0)
-    assert np.median(np.abs(dchi2["planck_2018_lowl_tt"])) < 0.3
-    assert np.median(np.abs(dchi2["planck_2018_lowl_ee_sroll2"])) < 0.2
-    assert np.median(peak["planck_2018_lensing"]) < 0.1
-    assert np.median(peak["planck_2018_plik_lite"]) < 6.0
+    p95 = {k: np.percentile(np.abs(v), 95) for k, v in dchi2.items()}
+    assert p95["bao"] < 0.2 and p95["pantheon"] < 0.2 and p95["planck_2018_lowl_ee_sroll2"] < 0.2
+    assert np.percentile(peak["planck_2018_plik_lite"], 95) < 0.2
+    assert np.median(peak["planck_2018_plik_lite"]) < 0.1
+    assert np.max(peak["planck_2018_lensing"]) < 0.01 and np.max(peak["planck_2018_lowl_tt"]) < 0.01
     # The peak Delta chi^2 is a sum of squares: never negative.
     assert all(np.all(v >= 0) for v in peak.values())
+
+
+def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, monkeypatch):
+    """`theory: {provider: emulator}` with theta_star_100 sampled: every point fully
+    emulated, H0 and S8 stored as derived parameters equal to the emulated background's."""
+    import test_sampling_support as support
+    from likelihoods.sampling import read_chain
+    from likelihoods.stages import parse, run
+    from pipeline.schema import Section
+    from pipeline.workflow import RunContext, Workflow
+
+    support.register(monkeypatch)
+    path = ob.save_observables(emulator, tmp_path / "obs.h5")
+    params = {k: {"prior": {"min": lo, "max": hi}} for k, (lo, hi) in BOX.items()}
+    params.update(H0={"derived": True}, S8={"derived": True})
+    sample = {"likelihoods": {"gauss3": {}}, "theory": {"provider": "emulator", "path": str(path)}, "params": params,
+              "sampler": {"walkers": 16, "chains": 1, "seed": 3, "max_steps": 30, "check_every": 30,
+                          "parallel": "none"}}
+    info = {"name": "emu", "run_dir": tmp_path, "source": "test.yaml", "data_dir": None}
+    settings = parse(Section(sample, "sample", "test.yaml"), info)
+    wf = Workflow(source="test.yaml", name="emu", run_dir=tmp_path, data_dir=None, cluster=None, stages={})
+    run(settings, RunContext(wf, progress=False))
+    samples, _, blobs = read_chain(tmp_path / "chains" / "chain_1.h5")
+    names = json.loads((tmp_path / "chains" / "summary.json").read_text())["params"]
+    for row, blob in zip(samples[::50], blobs[::50]):
+        p = dict(zip(names, row))
+        truth = dict(zip(ob.SCALARS, toy_background(p)["scalars"]))
+        assert blob[-2] == pytest.approx(truth["H0"], rel=1e-5)      # H0, then S8
+        th = emulator.theory(p, {"cls": {"lmax": LMAX}})
+        assert blob[-1] == pytest.approx(th.S8, rel=1e-12)
