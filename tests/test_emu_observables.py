@@ -264,3 +264,61 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
         assert blob[-2] == pytest.approx(truth["H0"], rel=1e-5)      # H0, then S8
         th = emulator.theory(p, {"cls": {"lmax": LMAX}})
         assert blob[-1] == pytest.approx(th.S8, rel=1e-12)
+
+
+def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
+    """emulators.obs_check on a chain of the sample stage: with the stand-in playing CAMB and
+    a likelihood reading H0 and C_ell^TT, Delta chi^2 at the samples equals the one computed
+    by hand from the emulator's error, and the importance shifts follow from those weights."""
+    import dataclasses
+
+    import test_sampling_support as support
+    from emulators import obs_check
+    from likelihoods.base import TheoryResult
+    from likelihoods.shear.bias import importance_shifts, read_chain_samples
+    from likelihoods.stages import parse, run
+    from pipeline.schema import Section
+    from pipeline.workflow import RunContext, Workflow
+
+    @dataclasses.dataclass
+    class ToyLike:
+        name: str = "toy"
+
+        def loglike(self, theory, params):
+            # sigma(H0) = 0.01 km/s/Mpc and 1 % on C_ell^TT at ell = 200: the emulator error shows.
+            return -0.5 * (((theory.H0 - 67.0) / 0.01) ** 2 + ((theory.cls["tt"][200] / 2000.0 - 1) / 0.01) ** 2)
+
+    def toy_camb(params, requirements, camb=None):
+        raw = standin(params)
+        scal = dict(zip(ob.SCALARS, raw["scalars"]))
+        return TheoryResult(H0=scal["H0"], cls={"tt": np.concatenate([[0.0, 0.0], raw["tt"]])})
+
+    support.register(monkeypatch)
+    path = ob.save_observables(emulator, tmp_path / "obs.h5")
+    params = {k: {"prior": {"min": lo, "max": hi}} for k, (lo, hi) in BOX.items()}
+    sample = {"likelihoods": {"gauss3": {}}, "theory": {"provider": "emulator", "path": str(path)}, "params": params,
+              "sampler": {"walkers": 16, "chains": 2, "seed": 4, "max_steps": 60, "check_every": 30,
+                          "parallel": "none"}}
+    info = {"name": "emu", "run_dir": tmp_path, "source": "test.yaml", "data_dir": None}
+    wf = Workflow(source="test.yaml", name="emu", run_dir=tmp_path, data_dir=None, cluster=None, stages={})
+    run(parse(Section(sample, "sample", "test.yaml"), info), RunContext(wf, progress=False))
+    monkeypatch.setattr(obs_check, "_likelihoods", lambda data_dir: {"toy": ToyLike()})
+    monkeypatch.setattr(ob, "camb_at", toy_camb)
+    report = obs_check.check_chain(tmp_path / "chains", path, n=40, progress=False)
+    names, samples = read_chain_samples(tmp_path / "chains", 40)
+    want, lnl_emu, lnl_camb = [], [], []
+    for s in samples:
+        p = dict(zip(names, s))
+        a = ToyLike().loglike(emulator.theory(p, {"cls": {"lmax": LMAX}}), p)
+        b = ToyLike().loglike(toy_camb(p, {}), p)
+        want.append(-2 * (a - b))
+        lnl_emu.append(a)
+        lnl_camb.append(b)
+    assert report["camb_ok"] == 40 and report["samples"] == 40
+    assert report["delta_chi2"]["toy"]["max"] == pytest.approx(np.max(np.abs(want)), rel=1e-9)
+    assert report["delta_chi2_mean"]["total"] == pytest.approx(np.mean(want), rel=1e-9)
+    shifts, ess = importance_shifts(samples, np.array(lnl_emu), np.array(lnl_camb), names)
+    assert report["effective_sample_size"] == pytest.approx(ess, rel=1e-9)
+    assert report["shifts_sigma"]["omch2"] == pytest.approx(shifts["omch2"], rel=1e-9, abs=1e-12)
+    text = obs_check.report_markdown(report)
+    assert "| toy |" in text and "effective sample size" in text
