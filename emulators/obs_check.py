@@ -129,3 +129,31 @@ def write_report(report: Mapping[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(out.with_suffix(".json"), json.dumps(report, indent=1))
     _atomic_text(out.with_suffix(".md"), report_markdown(report))
+
+
+def validation_plot(dchi2: Mapping[str, np.ndarray], path, target: float = 0.2, title: str = "") -> Path:
+    """|Delta chi^2| per likelihood at held-out points (box 25-75 %, whiskers 5-95 %, every
+    point drawn) on a log axis, with the target as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dchi2)
+    vals = [np.maximum(np.abs(np.asarray(dchi2[k], float)), 1e-6) for k in names]
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 4.2))
+    ax.boxplot(vals, whis=(5, 95), showfliers=False)
+    for i, v in enumerate(vals, 1):
+        ax.plot(i + 0.08 * np.random.default_rng(i).standard_normal(v.size), v, ".", alpha=0.5, ms=4)
+    ax.axhline(target, ls="--", color="k", lw=1, label=f"target {target:g}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, len(names) + 1), [k.replace("planck_2018_", "").replace(" (at peak)", "\n(at peak)")
+                                             for k in names], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(r"$|\Delta\chi^2|$ emulator vs CAMB")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -915,6 +915,12 @@ def _train(args, client) -> int:
         for name, d in dchi2.items():
             a = np.abs(d)
             print(f"{name:36s} |Delta chi2| median {np.median(a):.3g}  p95 {np.percentile(a, 95):.3g}  max {a.max():.3g}")
+        from .obs_check import validation_plot
+
+        png = validation_plot({k: v for k, v in dchi2.items() if np.any(v)}, Path(args.out).with_suffix(".validation.png"),
+                              title=f"{len(test)} held-out CAMB points; {emu.provenance['n_campaign']} C_ell + "
+                                    f"{emu.provenance['n_background']} background training points")
+        print(f"wrote {png}")
     return 0
 
 
