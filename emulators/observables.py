@@ -72,7 +72,7 @@ __all__ = [
     "DEFAULT_BOX", "LMAX", "Z_GRID", "BLOCKS", "FORMAT", "FORMAT_VERSION", "EmulatorRangeError",
     "ObservableTable", "ObservablesEmulator", "latin_hypercube", "observables_at", "run_campaign",
     "train_observables", "save_table", "load_table", "save_observables", "load_observables",
-    "emulated_theory", "theory_params", "camb_at", "likelihood_requirements", "background", "solve_h0", "delta_chi2",
+    "emulated_theory", "theory_params", "camb_at", "posterior_design", "likelihood_requirements", "background", "solve_h0", "delta_chi2",
     "delta_chi2_at_peak", "load_campaign",
 ]
 
@@ -143,6 +143,34 @@ def latin_hypercube(box: Mapping[str, tuple[float, float]], n: int, seed: int = 
         raise ValueError(f"latin_hypercube: box of {bad} must have lower < upper, got {box[bad]}")
     unit = qmc.LatinHypercube(d=len(names), seed=seed).random(int(n))
     return [dict(zip(names, map(float, row))) for row in lo + unit * (hi - lo)]
+
+
+def posterior_design(chain_dir, n: int, box: Mapping[str, tuple[float, float]] = DEFAULT_BOX,
+                     seed: int = 0) -> list[dict[str, float]]:
+    """n design points around the posterior of a converged sample-stage chain: random chain
+    samples, each moved by a Gaussian step with the posterior covariance (a kernel density
+    estimate twice as wide in variance as the posterior), redrawn until inside ``box``.
+
+    A Latin hypercube spends most points where the data rule the model out; a second
+    campaign drawn here makes the emulator dense where the posterior is (the training
+    stays global: both campaigns are used)."""
+    from likelihoods.shear.bias import read_chain_samples
+
+    names, samples = read_chain_samples(chain_dir)
+    missing = [k for k in box if k not in names]
+    if missing:
+        raise ValueError(f"posterior_design: the chains in {chain_dir} do not sample {', '.join(missing)}")
+    keys = list(box)
+    x = samples[:, [names.index(k) for k in keys]]
+    lo = np.array([box[k][0] for k in keys])
+    hi = np.array([box[k][1] for k in keys])
+    chol = np.linalg.cholesky(np.cov(x, rowvar=False) + 1e-30 * np.eye(len(keys)))
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    while len(out) < n:
+        trial = x[rng.integers(len(x), size=n)] + rng.standard_normal((n, len(keys))) @ chol.T
+        out.extend(trial[np.all((trial >= lo) & (trial <= hi), axis=1)])
+    return [dict(zip(keys, map(float, row))) for row in out[:n]]
 
 
 def camb_at(params: Mapping[str, float], requirements: Mapping[str, Any], camb: Mapping[str, Any] | None = None):
@@ -839,6 +867,9 @@ def main(argv=None) -> int:
     c.add_argument("--chunk", type=int, default=20)
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--from-chains", default=None,
+                   help="also draw --n-posterior points around the posterior of these chains (posterior_design)")
+    c.add_argument("--n-posterior", type=int, default=400)
     t = sub.add_parser("train", help="fit the emulator to a campaign and report Delta chi^2 on held-out points")
     t.add_argument("--campaign", required=True)
     t.add_argument("--out", required=True)
@@ -892,6 +923,10 @@ def _campaign(args, client) -> int:
     bg = [{**p, **fixed} for p in latin_hypercube(bg_box, args.n_background, seed=args.seed + 10)]
     step = 25 * args.chunk
     jobs += [(f"bg_{i // step:03d}", bg[i:i + step], True) for i in range(0, len(bg), step)]
+    if args.from_chains:
+        post = posterior_design(args.from_chains, args.n_posterior, seed=args.seed + 20)
+        jobs += [(f"train_post_{i // args.chunk:03d}", post[i:i + args.chunk], False)
+                 for i in range(0, len(post), args.chunk)]
     for name, chunk, bg_only in jobs:
         if not (out / f"{name}.h5").exists():
             table = run_campaign(chunk, client=client, background_only=bg_only)

@@ -264,6 +264,16 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
         assert blob[-2] == pytest.approx(truth["H0"], rel=1e-5)      # H0, then S8
         th = emulator.theory(p, {"cls": {"lmax": LMAX}})
         assert blob[-1] == pytest.approx(th.S8, rel=1e-12)
+    # A second campaign around this posterior: inside the box, centred on the chain, wider.
+    design = ob.posterior_design(tmp_path / "chains", 400, box=BOX, seed=2)
+    assert design == ob.posterior_design(tmp_path / "chains", 400, box=BOX, seed=2) and len(design) == 400
+    x = np.array([[d[k] for k in BOX] for d in design])
+    chain = samples[len(samples) // 2:][:, [list(names).index(k) for k in BOX]]
+    lo, hi = np.array([v[0] for v in BOX.values()]), np.array([v[1] for v in BOX.values()])
+    assert np.all((x >= lo) & (x <= hi))
+    assert np.all(np.abs(x.mean(0) - chain.mean(0)) < 0.1 * (hi - lo))
+    with pytest.raises(ValueError, match="do not sample ns"):
+        ob.posterior_design(tmp_path / "chains", 10, box={**BOX, "ns": (0.9, 1.0)})
 
 
 def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
