@@ -332,3 +332,29 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
     assert report["shifts_sigma"]["omch2"] == pytest.approx(shifts["omch2"], rel=1e-9, abs=1e-12)
     text = obs_check.report_markdown(report)
     assert "| toy |" in text and "effective sample size" in text
+
+
+def test_ede_wbins_workflow_validates(tmp_path):
+    """workflows/ede_wbins.yaml as committed validates (--dry-run) once an emulator of its
+    12 parameters is at its path: every sampled parameter is read by the theory or a
+    likelihood, theta_star_100 in place of H0."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    data = Path(os.environ.get("COSMOPIPE_DATA", repo.parent / "shared" / "data"))
+    if not data.is_dir():
+        pytest.skip(f"no data directory {data}")
+    design = ob.latin_hypercube(ob.DEFAULT_BOX, 24, seed=1)
+    table = ob._table(tuple(ob.DEFAULT_BOX), design, [standin(p) for p in design], LMAX, {}, 0.0)
+    path = ob.save_observables(ob.train_observables(table, box=ob.DEFAULT_BOX, max_components=4), tmp_path / "obs.h5")
+    text = (repo / "workflows" / "ede_wbins.yaml").read_text()
+    assert "path: out/ede_wbins/observables.h5" in text and "run_dir: out/ede_wbins" in text
+    text = text.replace("path: out/ede_wbins/observables.h5", f"path: {path}")
+    text = text.replace("run_dir: out/ede_wbins", f"run_dir: {tmp_path / 'run'}")
+    text = text.replace("data_dir: ../shared/data", f"data_dir: {data}")
+    (tmp_path / "wf.yaml").write_text(text)
+    out = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tmp_path / "wf.yaml"), "--dry-run"],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "theta_star_100" in out.stdout + out.stderr and not (tmp_path / "run" / "chains").exists()
