@@ -541,6 +541,8 @@ class ObservablesEmulator:
         dist = req.get("distances")
         if isinstance(dist, Mapping) and float(dist.get("zmax", 0)) > Z_GRID[-1]:
             raise ValueError(f"observables emulator: distances requested to z={dist['zmax']}, built to {Z_GRID[-1]}")
+        if "theta_star_100" in params and "H0" in params:
+            raise ValueError("observables emulator: give theta_star_100 or H0, not both (H0 follows from theta_*)")
         fast = "theta_star_100" in params and bg is None
         need = [k for k in self.names if k != "theta_star_100"] + ([] if fast else ["H0"])
         missing = [k for k in need if k not in params]

@@ -206,12 +206,15 @@ def _parse_linear(sec: Section) -> LinearSettings:
     )
     if out.k_min >= out.k_max:
         raise sec.error("k_max", f"must exceed k_min={out.k_min:g}, got {out.k_max:g}")
-    if out.n < 4:
-        raise sec.error("n", f"needs at least 4 cosmologies, got {out.n}")
-    if out.nk < 4:
-        raise sec.error("nk", f"needs at least 4 wavenumbers, got {out.nk}")
+    _at_least(sec, "n", out.n, 4, "cosmologies")
+    _at_least(sec, "nk", out.nk, 4, "wavenumbers")
     sec.finish()
     return out
+
+
+def _at_least(sec: Section, key: str, value: int, minimum: int, what: str) -> None:
+    if value < minimum:
+        raise sec.error(key, f"needs at least {minimum} {what}, got {value}")
 
 
 def _parse_surrogate(sec: Section) -> SurrogateSettings:
@@ -219,10 +222,8 @@ def _parse_surrogate(sec: Section) -> SurrogateSettings:
     out = SurrogateSettings(n=sec.take("n", positive_int, default=3000), seed=fit.seed,
                             nz=sec.take("nz", positive_int, default=31),
                             n_test=sec.take("n_test", integer, default=300), fit=fit)
-    if out.n < 20:
-        raise sec.error("n", f"needs at least 20 cosmologies, got {out.n}")
-    if out.nz < 4:
-        raise sec.error("nz", f"needs at least 4 redshifts, got {out.nz}")
+    _at_least(sec, "n", out.n, 20, "cosmologies")
+    _at_least(sec, "nz", out.nz, 4, "redshifts")
     if out.n_test < 0:
         raise sec.error("n_test", f"must be >= 0, got {out.n_test}")
     sec.finish()

@@ -114,6 +114,8 @@ def test_fully_emulated_theory(emulator):
     assert th.H0 == pytest.approx(scal["H0"], rel=1e-5) and th.rdrag == pytest.approx(scal["rdrag"], rel=1e-5)
     assert th.derived["Omega_m"] == pytest.approx(scal["Omega_m"], rel=1e-4)
     assert th.theta_star == 1.0405 and th.derived["H0"] == th.H0
+    with pytest.raises(ValueError, match="theta_star_100 or H0, not both"):
+        emulator.theory({**p, "H0": 67.0})
     assert th.S8 == pytest.approx(th.sigma8 * np.sqrt(th.derived["Omega_m"] / 0.3), rel=1e-12)
 
 
