@@ -85,7 +85,7 @@ MNU = 0.06           # eV, fixed (Planck 2018 baseline)
 # Scalars tabulated (the emulator learns ln sigma8; the others come from the exact background).
 SCALARS = ("rdrag", "theta_star", "sigma8", "Omega_m", "zdrag", "zstar", "rstar", "age", "theta_MC_100", "H0")
 CL_BLOCKS = ("tt", "te", "ee", "pp")
-TABLE_BLOCKS = CL_BLOCKS + ("chi", "hubble", "scalars")
+# Every campaign table holds these; a C_ell campaign also the CL_BLOCKS.
 BACKGROUND_TABLE_BLOCKS = ("chi", "hubble", "scalars")
 BLOCKS = CL_BLOCKS + ("sigma8",)
 # Emulated background: ln(chi / z) and ln H on Z_GRID, ln of these scalars; inputs without
