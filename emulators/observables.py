@@ -356,7 +356,7 @@ def _amplitude(theta: np.ndarray, names: Sequence[str]) -> np.ndarray:
 
 
 def _forward(name: str, raw: np.ndarray, theta: np.ndarray, names, te_norm=None) -> np.ndarray:
-    """Raw observables (n, m) -> the smooth quantity the network learns (module docstring)."""
+    """Raw observables (n, m) -> the smooth quantity the regressor learns (module docstring)."""
     if name in ("tt", "ee"):
         return np.log(raw / _amplitude(theta, names)[:, None])
     if name == "te":
