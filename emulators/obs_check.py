@@ -106,7 +106,16 @@ def check_chain(chain_dir, emulator_path, n: int = 200, data_dir=None, client=No
             "camb_refused": [camb[i] for i in range(len(rows)) if not isinstance(camb[i], dict)],
             "delta_chi2": {k: pct(v) for k, v in dchi2.items()}, "delta_chi2_mean": {k: float(v.mean()) for k, v in dchi2.items()},
             "h0_relative_error": pct(h0_err), "shifts_sigma": shifts, "effective_sample_size": ess,
-            "seconds_per_point": {"emulator": t_emu, "camb_wall": t_camb / len(rows)}}
+            "seconds_per_point": {"emulator": t_emu, "camb_wall": t_camb / len(rows)},
+            # Per sample, so the tail can be located in parameter space (worst first).
+            "worst": _worst_samples(names, samples[good], dchi2)}
+
+
+def _worst_samples(names, samples: np.ndarray, dchi2: Mapping[str, np.ndarray], n: int = 10) -> list[dict]:
+    """The ``n`` samples with the largest |Delta chi^2| in total: parameters and Delta chi^2 per likelihood."""
+    order = np.argsort(-np.abs(dchi2["total"]))[:n]
+    return [{"params": {k: float(v) for k, v in zip(names, samples[i])},
+             "delta_chi2": {k: float(v[i]) for k, v in dchi2.items()}} for i in order]
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
@@ -120,6 +129,14 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", f"Importance reweighting to CAMB: effective sample size {report['effective_sample_size']:.0f} "
                   f"of {report['camb_ok']}.", "", "| parameter | (mean_emu - mean_CAMB) / sigma_CAMB |", "|---|---|"]
     lines += [f"| {k} | {v:+.3f} |" for k, v in sorted(report["shifts_sigma"].items(), key=lambda kv: -abs(kv[1]))]
+    worst = report.get("worst") or []
+    if worst:
+        pnames = list(worst[0]["params"])
+        likes = list(worst[0]["delta_chi2"])
+        lines += ["", "Samples with the largest |Delta chi2| (total):", "",
+                  "| " + " | ".join(likes + pnames) + " |", "|" + "---|" * (len(likes) + len(pnames))]
+        lines += ["| " + " | ".join([f"{w['delta_chi2'][k]:+.3g}" for k in likes]
+                                    + [f"{w['params'][k]:.5g}" for k in pnames]) + " |" for w in worst]
     return "\n".join(lines) + "\n"
 
 

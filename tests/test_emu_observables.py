@@ -332,8 +332,12 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
     shifts, ess = importance_shifts(samples, np.array(lnl_emu), np.array(lnl_camb), names)
     assert report["effective_sample_size"] == pytest.approx(ess, rel=1e-9)
     assert report["shifts_sigma"]["omch2"] == pytest.approx(shifts["omch2"], rel=1e-9, abs=1e-12)
+    worst = report["worst"]
+    assert len(worst) == 10 and worst[0]["delta_chi2"]["toy"] == pytest.approx(
+        want[int(np.argmax(np.abs(want)))], rel=1e-9)
+    assert abs(worst[0]["delta_chi2"]["total"]) >= abs(worst[-1]["delta_chi2"]["total"])
     text = obs_check.report_markdown(report)
-    assert "| toy |" in text and "effective sample size" in text
+    assert "| toy |" in text and "effective sample size" in text and "largest |Delta chi2|" in text
 
 
 def test_ede_wbins_workflow_validates(tmp_path):
