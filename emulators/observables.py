@@ -50,8 +50,10 @@ point's H0.  Points outside the box raise :class:`EmulatorRangeError` (a
 as zero likelihood) naming the parameter and the box.  :mod:`emulators.obs_check`
 reruns CAMB at posterior samples of a chain.
 
-File format 2 (HDF5, no pickle): root attrs format = 'cosmopipe-observables',
+File format 3 (HDF5, no pickle): root attrs format = 'cosmopipe-observables',
 format_version, created, complete (written last), lmax, omnuh2, camb_settings, fixed,
+coordinates (JSON: parameter -> the coordinate its regressor reads; absent in format 2,
+which is read as no coordinates),
 provenance (JSON: campaign sizes, CAMB version, per-block components and timings);
 ``box/`` (attr names, lower, upper), ``te_norm``, ``z_grid``; ``blocks/<name>/``
 mean (m,), basis (c, m), inputs (q,), and the GP arrays x_train (n, q), trend (q+1, c),
@@ -73,11 +75,12 @@ __all__ = [
     "ObservableTable", "ObservablesEmulator", "latin_hypercube", "observables_at", "run_campaign",
     "train_observables", "save_table", "load_table", "save_observables", "load_observables",
     "emulated_theory", "theory_params", "camb_at", "posterior_design", "likelihood_requirements", "background", "solve_h0", "delta_chi2",
-    "delta_chi2_at_peak", "load_campaign",
+    "delta_chi2_at_peak", "load_campaign", "COORDINATES", "to_coordinates", "unit_box",
 ]
 
 FORMAT = "cosmopipe-observables"
-FORMAT_VERSION = 2   # 2: Gaussian processes in place of the MLP, emulated background
+FORMAT_VERSION = 3   # 2: Gaussian processes in place of the MLP, emulated background; 3: input coordinates
+READS_VERSIONS = (2, 3)
 TABLE_FORMAT_VERSION = 1
 LMAX = 2508          # plik-lite's highest multipole; lensing needs 2500
 Z_GRID = np.geomspace(0.005, 2.5, 100)  # Pantheon 0.01-2.26 and BAO 0.1-2.33 inside
@@ -94,6 +97,21 @@ BLOCKS = CL_BLOCKS + ("sigma8",)
 BACKGROUND_BLOCKS = ("chi", "hubble", "background")
 BACKGROUND_SCALARS = ("H0", "rdrag", "zdrag", "zstar", "rstar", "age", "theta_MC_100")
 PERTURBATION_ONLY = ("tau", "logA", "ns", "theta_i")
+# Coordinates the regressor sees in place of a parameter.  The C_ell change with theta_i as
+# ~ln(pi - theta_i): CAMB's rms d ln C_TT / d theta_i (f_EDE = 0.05) grows from 4e-4 at
+# theta_i = 1.25 to 3.4e-2 at 3.09 while its product with pi - theta_i stays within 0.8-2e-3;
+# in theta_i itself the points near pi were the emulator's worst (8 of the 10 worst
+# posterior samples had theta_i >= 2.885 against 17 % of the chain).
+COORDINATES = {"theta_i": "ln_pi_minus"}
+
+
+def _ln_pi_minus(v):
+    with np.errstate(invalid="ignore", divide="ignore"):   # theta_i >= pi: NaN/-inf, refused by the caller
+        return np.log(np.pi - v)
+
+
+_COORDINATE_MAPS = {"ln_pi_minus": _ln_pi_minus}
+
 H0_SEARCH = (40.0, 100.0)   # km/s/Mpc, bracket of the theta_* -> H0 solve
 
 # EDE + 3-bin w(z) box: wide enough for the arXiv:2302.07333 posterior, narrow enough
@@ -349,6 +367,23 @@ def load_table(path) -> ObservableTable:
 
 # -- the emulator ----------------------------------------------------------------------
 
+def to_coordinates(theta: np.ndarray, names: Sequence[str], coordinates: Mapping[str, str]) -> np.ndarray:
+    """Parameter rows (n, p) -> the regressor's coordinates (COORDINATES; others unchanged)."""
+    out = np.array(theta, float, copy=True)
+    for name, kind in coordinates.items():
+        if name in names:
+            out[..., list(names).index(name)] = _COORDINATE_MAPS[kind](out[..., list(names).index(name)])
+    return out
+
+
+def unit_box(theta: np.ndarray, names: Sequence[str], lower: np.ndarray, upper: np.ndarray,
+             coordinates: Mapping[str, str]) -> np.ndarray:
+    """Parameter rows (n, p) -> [-1, 1] in each coordinate, the box edges mapped to +-1."""
+    ends = to_coordinates(np.vstack([lower, upper]), names, coordinates)
+    lo, hi = ends.min(axis=0), ends.max(axis=0)
+    return (2.0 * to_coordinates(theta, names, coordinates) - (hi + lo)) / (hi - lo)
+
+
 def _amplitude(theta: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """A_s e^{-2 tau} (n,) for parameter rows (n, p): the exact amplitude of the acoustic peaks."""
     a_s = 1e-10 * np.exp(theta[:, names.index("logA")])
@@ -441,6 +476,7 @@ class ObservablesEmulator:
     lmax                  highest multipole [C_ell for ell = 0..lmax, 0 and 1 set to 0]
     camb                  CambSettings fields of the campaign (model choices)
     provenance            campaign and training record (JSON-able)
+    coordinates           parameter -> coordinate the regressor reads (COORDINATES)
     """
 
     names: tuple[str, ...]
@@ -452,9 +488,10 @@ class ObservablesEmulator:
     lmax: int = LMAX
     camb: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    coordinates: dict = field(default_factory=dict)
 
     def unit(self, theta: np.ndarray) -> np.ndarray:
-        return (2.0 * theta - (self.upper + self.lower)) / (self.upper - self.lower)
+        return unit_box(theta, self.names, self.lower, self.upper, self.coordinates)
 
     def read(self, params: Mapping[str, Any]) -> np.ndarray:
         """(1, p) input row from a dict (theta_star_100 included); missing, non-numeric or
@@ -582,7 +619,8 @@ def _with_perturbations(bg, raw: Mapping[str, np.ndarray]):
 def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_components: int = 24,
                       box: Mapping[str, tuple[float, float]] | None = None, client=None,
                       background_table: ObservableTable | None = None,
-                      background_variance: float = 1 - 1e-12, n_optimise: int = 500) -> ObservablesEmulator:
+                      background_variance: float = 1 - 1e-12, n_optimise: int = 500,
+                      coordinates: Mapping[str, str] | None = None) -> ObservablesEmulator:
     """Fit one PCA + Gaussian process (emulators.gp) per block to a campaign.
 
     ``box``: the input box (default the design's span); ``variance``: PCA variance kept
@@ -591,7 +629,9 @@ def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_co
     background-only campaign (:func:`run_campaign` with ``background_only``) for the
     background blocks (default: the main campaign's background).  Kernel hyperparameters
     are optimised on at most ``n_optimise`` points (O(n^3) per optimiser step), the GP
-    weights on all.  With a Dask ``client`` each block is one task."""
+    weights on all.  ``coordinates``: what the regressor reads in place of a parameter
+    (default COORDINATES; {} for the parameters themselves).  With a Dask ``client``
+    each block is one task."""
     names = tuple(table.names)
     if box is None:
         lower, upper = table.theta.min(axis=0), table.theta.max(axis=0)
@@ -608,8 +648,18 @@ def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_co
     if missing:
         raise ValueError(f"train_observables: the campaign must vary {', '.join(missing)} (theta_star_100 in "
                          f"place of H0: see latin_hypercube and observables_at)")
+    coordinates = {k: v for k, v in (COORDINATES if coordinates is None else coordinates).items() if k in names}
+    unknown = sorted(set(coordinates.values()) - set(_COORDINATE_MAPS))
+    if unknown:
+        raise ValueError(f"train_observables: unknown coordinate {unknown[0]!r}; known: {', '.join(_COORDINATE_MAPS)}")
+    ends = to_coordinates(np.vstack([lower, upper]), names, coordinates)
+    bad = [names[i] for i in np.flatnonzero(~np.all(np.isfinite(ends), axis=0))]
+    if bad:
+        raise ValueError(f"train_observables: the box of {bad[0]} [{lower[names.index(bad[0])]:g}, "
+                         f"{upper[names.index(bad[0])]:g}] is outside the domain of its coordinate "
+                         f"{coordinates[bad[0]]!r} (ln(pi - theta_i) needs theta_i < pi)")
     theta = table.theta
-    x = (2.0 * theta - (upper + lower)) / (upper - lower)
+    x = unit_box(theta, names, lower, upper, coordinates)
     amp = _amplitude(theta, names)[:, None]
     te_norm = np.sqrt(np.mean(table.blocks["tt"] / amp, axis=0) * np.mean(table.blocks["ee"] / amp, axis=0))
     bg_inputs = [i for i, k in enumerate(names) if k not in PERTURBATION_ONLY]
@@ -618,10 +668,11 @@ def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_co
     if missing:
         raise ValueError(f"train_observables: background table lacks {', '.join(missing)}")
     # The background GP reads its own table's columns, placed in the full input row.
-    x_bg = np.zeros((len(bg_table), len(names)))
+    theta_bg = np.tile(0.5 * (lower + upper), (len(bg_table), 1))
     for i in bg_inputs:
-        col = bg_table.theta[:, bg_table.names.index(names[i])]
-        x_bg[:, i] = (2.0 * col - (upper[i] + lower[i])) / (upper[i] - lower[i])
+        theta_bg[:, i] = bg_table.theta[:, bg_table.names.index(names[i])]
+    x_bg = np.zeros((len(bg_table), len(names)))
+    x_bg[:, bg_inputs] = unit_box(theta_bg, names, lower, upper, coordinates)[:, bg_inputs]
     targets = [(k, x, y, list(range(len(names))), variance, max_components)
                for k, y in _block_targets(table, names, te_norm).items()]
     targets += [(k, x_bg, y, bg_inputs, background_variance, y.shape[1])
@@ -650,7 +701,8 @@ def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_co
                   "regressor": "linear trend + Matern-5/2 ARD Gaussian process per PCA component",
                   "pca_variance": variance, "background_pca_variance": background_variance,
                   "max_components": max_components, "blocks": report}
-    return ObservablesEmulator(names, lower, upper, blocks, te_norm, omnuh2, table.lmax, dict(table.camb), provenance)
+    return ObservablesEmulator(names, lower, upper, blocks, te_norm, omnuh2, table.lmax, dict(table.camb), provenance,
+                               coordinates)
 
 
 # -- files -----------------------------------------------------------------------------
@@ -671,6 +723,7 @@ def save_observables(emu: ObservablesEmulator, path) -> Path:
         f.attrs["camb_settings"] = json.dumps(emu.camb)
         f.attrs["provenance"] = json.dumps(emu.provenance, default=float)
         f.attrs["fixed"] = json.dumps({"mnu": MNU})
+        f.attrs["coordinates"] = json.dumps(emu.coordinates)
         b = f.create_group("box")
         b.attrs["names"] = json.dumps(list(emu.names))
         b.create_dataset("lower", data=emu.lower)
@@ -709,9 +762,9 @@ def load_observables(path) -> ObservablesEmulator:
         if fmt != FORMAT:
             raise ValueError(f"{path}: not a cosmopipe observables emulator (format {fmt!r}, expected {FORMAT!r})")
         version = int(f.attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: format_version {version}, this code reads {FORMAT_VERSION} "
-                             f"(train the emulator again with this version)")
+        if version not in READS_VERSIONS:
+            raise ValueError(f"{path}: format_version {version}, this code reads "
+                             f"{', '.join(map(str, READS_VERSIONS))} (train the emulator again with this version)")
         if not f.attrs.get("complete", False):
             raise ValueError(f"{path}: incomplete file (the write was interrupted); train it again")
         try:
@@ -723,9 +776,15 @@ def load_observables(path) -> ObservablesEmulator:
                 h = f["blocks"][name]
                 gp = GPRegressor(*(h[k][()] for k in ("x_train", "trend", "lengths", "alpha")))
                 blocks[name] = Block(name, h["mean"][()], h["basis"][()], tuple(int(i) for i in h["inputs"][()]), gp)
+            # Format 2 predates input coordinates: its regressors read the parameters.
+            coordinates = json.loads(f.attrs["coordinates"]) if version >= 3 else {}
+            unknown = sorted(set(coordinates.values()) - set(_COORDINATE_MAPS))
+            if unknown:
+                raise ValueError(f"{path}: unknown input coordinate {unknown[0]!r} (newer code?)")
             return ObservablesEmulator(names, f["box"]["lower"][()], f["box"]["upper"][()], blocks,
                                        f["te_norm"][()], float(f.attrs["omnuh2"]), int(f.attrs["lmax"]),
-                                       json.loads(f.attrs["camb_settings"]), json.loads(f.attrs["provenance"]))
+                                       json.loads(f.attrs["camb_settings"]), json.loads(f.attrs["provenance"]),
+                                       coordinates)
         except KeyError as exc:
             raise ValueError(f"{path}: corrupt observables emulator, missing {exc}") from None
 
@@ -879,6 +938,8 @@ def main(argv=None) -> int:
     t.add_argument("--n-optimise", type=int, default=500,
                    help="points the GP kernel hyperparameters are fitted on (each optimiser step is O(n^3))")
     t.add_argument("--workers", type=int, default=0, help="Dask workers for the fit (0: in process)")
+    t.add_argument("--parameter-coordinates", action="store_true",
+                   help="regress on the parameters themselves (default: COORDINATES, ln(pi - theta_i))")
     t.add_argument("--data-dir", default=os.environ.get("COSMOPIPE_DATA"))
     k = sub.add_parser("check", help="CAMB at posterior samples of an emulator chain: Delta chi^2 and "
                                      "importance-sampling shifts (emulators/obs_check.py)")
@@ -941,7 +1002,7 @@ def _train(args, client) -> int:
     bg = sorted(Path(args.campaign).glob("bg_*.h5"))
     emu = train_observables(load_campaign(args.campaign), box=DEFAULT_BOX, client=client,
                             background_table=load_campaign(args.campaign, "bg_*.h5") if bg else None,
-                            n_optimise=args.n_optimise)
+                            n_optimise=args.n_optimise, coordinates={} if args.parameter_coordinates else None)
     save_observables(emu, args.out)
     print(f"wrote {args.out}: {emu.provenance['n_campaign']} C_ell points, {emu.provenance['n_background']} "
           f"background points, {emu.provenance['train_seconds']:.0f} s")

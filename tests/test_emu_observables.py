@@ -173,7 +173,7 @@ def test_load_errors(emulator, tmp_path):
     path = ob.save_observables(emulator, tmp_path / "obs.h5")
     with h5py.File(path, "r+") as f:
         f.attrs["format_version"] = 99
-    with pytest.raises(ValueError, match="format_version 99"):
+    with pytest.raises(ValueError, match="format_version 99, this code reads 2, 3"):
         ob.load_observables(path)
     with h5py.File(path, "r+") as f:
         f.attrs["format_version"] = ob.FORMAT_VERSION
@@ -184,6 +184,47 @@ def test_load_errors(emulator, tmp_path):
         f.attrs["complete"] = False
     with pytest.raises(ValueError, match="incomplete"):
         ob.load_observables(path)
+
+
+def test_input_coordinates(tmp_path):
+    """theta_i enters the regressors as ln(pi - theta_i): the box edges map to -1 and +1 and
+    the geometric midpoint of pi - theta_i to 0; the coordinate travels with the file; a
+    format-2 file (no coordinates) reads its regressors on the parameters; a box reaching pi
+    is refused by name."""
+    box = {**BOX, "theta_i": (0.1, 3.1)}
+    names = tuple(box)
+    lower, upper = np.array([v[0] for v in box.values()]), np.array([v[1] for v in box.values()])
+    mid = np.pi - np.sqrt((np.pi - 0.1) * (np.pi - 3.1))
+    rows = np.vstack([lower, upper, 0.5 * (lower + upper)])
+    rows[2, -1] = mid
+    x = ob.unit_box(rows, names, lower, upper, ob.COORDINATES)
+    np.testing.assert_allclose(x[:, :-1], [[-1] * 5, [1] * 5, [0] * 5], atol=1e-12)
+    np.testing.assert_allclose(x[:, -1], [1.0, -1.0, 0.0], atol=1e-12)   # decreasing in theta_i
+    design = ob.latin_hypercube(box, 40, seed=3)
+    table = ob._table(names, design, [standin(p) for p in design], LMAX, {}, 0.0)
+    emu = ob.train_observables(table, box=box)
+    assert emu.coordinates == {"theta_i": "ln_pi_minus"}
+    plain = ob.train_observables(table, box=box, coordinates={})
+    assert plain.coordinates == {}
+    theta = np.array([[0.0224, 0.12, 1.041, 0.055, 3.05, 3.0]])
+    for model, name in ((emu, "log.h5"), (plain, "plain.h5")):
+        back = ob.load_observables(ob.save_observables(model, tmp_path / name))
+        assert back.coordinates == model.coordinates
+        np.testing.assert_array_equal(back.predict(theta)["tt"], model.predict(theta)["tt"])
+    with h5py.File(tmp_path / "plain.h5", "r+") as f:
+        f.attrs["format_version"] = 2
+        del f.attrs["coordinates"]
+    old = ob.load_observables(tmp_path / "plain.h5")
+    assert old.coordinates == {}
+    np.testing.assert_array_equal(old.predict(theta)["tt"], plain.predict(theta)["tt"])
+    with h5py.File(tmp_path / "log.h5", "r+") as f:
+        f.attrs["coordinates"] = json.dumps({"theta_i": "cube_root"})
+    with pytest.raises(ValueError, match="unknown input coordinate 'cube_root'"):
+        ob.load_observables(tmp_path / "log.h5")
+    with pytest.raises(ValueError, match=r"theta_i \[0.1, 3.2\].*pi"):
+        ob.train_observables(table, box={**box, "theta_i": (0.1, 3.2)})
+    with pytest.raises(ValueError, match="unknown coordinate 'cube_root'"):
+        ob.train_observables(table, box=box, coordinates={"theta_i": "cube_root"})
 
 
 def test_out_of_box_and_bad_input(emulator):
