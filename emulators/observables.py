@@ -26,7 +26,9 @@ Regressor.  At 254 campaign points the plik-lite Delta chi^2 of the emulated C_e
 the peak was median / p95 0.72 / 2.4 with the format-1 PCA + linear + MLP model and
 0.22 / 0.57 with the Gaussian processes (same PCA).  The background blocks train on a
 separate background-only campaign (ten times denser at a thirtieth of the cost),
-because BAO and Pantheon need distances good to ~1e-4.
+because BAO and Pantheon need distances good to ~1e-4.  theta_i enters the regressors as
+ln(pi - theta_i) (COORDINATES): on 1683 CAMB points the plik-lite Delta chi^2 at the peak of
+48 held-out points fell from median / p95 / max 0.030 / 0.19 / 0.35 to 0.0084 / 0.051 / 0.085.
 
 ==========  =================================================  ===============================
 block       tabulated                                          emulated
