@@ -249,11 +249,12 @@ def test_delta_chi2_on_held_out_camb_points():
     held out, train_*.h5 and the background-only bg_*.h5 for training).
 
     Target (issue 7): Delta chi^2 < 0.2.  Measured with 594 C_ell + 3598 background training
-    points on 48 held-out points in the inner 90 % of the box: plik-lite at the peak (the
-    error's own chi^2, data = CAMB) median 0.053, p95 0.17, max 0.29; lensing at the peak p95
-    0.0014; BAO p95 0.035, Pantheon p95 0.043, lowE p95 0.082, low-ell TT p95 0.21.  Box
+    points (theta_i entering as ln(pi - theta_i)) on 48 held-out points in the inner 90 % of
+    the box: plik-lite at the peak (the error's own chi^2, data = CAMB) median 0.014, p95
+    0.036, max 0.099 (0.053 / 0.17 / 0.29 with theta_i itself); lensing at the peak max
+    0.0007, low-ell TT 0.0012; BAO p95 0.035, Pantheon p95 0.043, lowE p95 0.059.  Box
     points far from the data (chi^2 of thousands) amplify the error through the data
-    residual: plik-lite raw median 4.1 there; posterior samples: emulators/obs_check.py."""
+    residual: plik-lite raw median 1.3 there; posterior samples: emulators/obs_check.py."""
     chunks = sorted(CAMPAIGN.glob("train_*.h5"))
     tests = sorted(CAMPAIGN.glob("test*.h5"))
     if not tests or not chunks or not list(CAMPAIGN.glob("bg_*.h5")):
@@ -272,8 +273,9 @@ def test_delta_chi2_on_held_out_camb_points():
         print(f"{name}: median {np.median(a):.3g} p95 {np.percentile(a, 95):.3g} max {a.max():.3g}")
     p95 = {k: np.percentile(np.abs(v), 95) for k, v in dchi2.items()}
     assert p95["bao"] < 0.2 and p95["pantheon"] < 0.2 and p95["planck_2018_lowl_ee_sroll2"] < 0.2
-    assert np.percentile(peak["planck_2018_plik_lite"], 95) < 0.2
-    assert np.median(peak["planck_2018_plik_lite"]) < 0.1
+    assert np.max(peak["planck_2018_plik_lite"]) < 0.2
+    assert np.percentile(peak["planck_2018_plik_lite"], 95) < 0.1
+    assert np.median(peak["planck_2018_plik_lite"]) < 0.03
     assert np.max(peak["planck_2018_lensing"]) < 0.01 and np.max(peak["planck_2018_lowl_tt"]) < 0.01
     # The peak Delta chi^2 is a sum of squares: never negative.
     assert all(np.all(v >= 0) for v in peak.values())
