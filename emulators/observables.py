@@ -378,11 +378,18 @@ def to_coordinates(theta: np.ndarray, names: Sequence[str], coordinates: Mapping
     return out
 
 
+def coordinate_box(names: Sequence[str], lower: np.ndarray, upper: np.ndarray,
+                   coordinates: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The box in the regressor's coordinates (a decreasing map swaps the ends; a box edge
+    outside a coordinate's domain gives a non-finite end)."""
+    ends = to_coordinates(np.vstack([lower, upper]), names, coordinates)
+    return ends.min(axis=0), ends.max(axis=0)
+
+
 def unit_box(theta: np.ndarray, names: Sequence[str], lower: np.ndarray, upper: np.ndarray,
              coordinates: Mapping[str, str]) -> np.ndarray:
     """Parameter rows (n, p) -> [-1, 1] in each coordinate, the box edges mapped to +-1."""
-    ends = to_coordinates(np.vstack([lower, upper]), names, coordinates)
-    lo, hi = ends.min(axis=0), ends.max(axis=0)
+    lo, hi = coordinate_box(names, lower, upper, coordinates)
     return (2.0 * to_coordinates(theta, names, coordinates) - (hi + lo)) / (hi - lo)
 
 
@@ -492,8 +499,14 @@ class ObservablesEmulator:
     provenance: dict = field(default_factory=dict)
     coordinates: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # unit() runs once per likelihood call: the box in coordinates is computed once.
+        lo, hi = coordinate_box(self.names, self.lower, self.upper, self.coordinates)
+        object.__setattr__(self, "_centre", hi + lo)
+        object.__setattr__(self, "_width", hi - lo)
+
     def unit(self, theta: np.ndarray) -> np.ndarray:
-        return unit_box(theta, self.names, self.lower, self.upper, self.coordinates)
+        return (2.0 * to_coordinates(theta, self.names, self.coordinates) - self._centre) / self._width
 
     def read(self, params: Mapping[str, Any]) -> np.ndarray:
         """(1, p) input row from a dict (theta_star_100 included); missing, non-numeric or
@@ -654,7 +667,7 @@ def train_observables(table: ObservableTable, variance: float = 1 - 1e-7, max_co
     unknown = sorted(set(coordinates.values()) - set(_COORDINATE_MAPS))
     if unknown:
         raise ValueError(f"train_observables: unknown coordinate {unknown[0]!r}; known: {', '.join(_COORDINATE_MAPS)}")
-    ends = to_coordinates(np.vstack([lower, upper]), names, coordinates)
+    ends = np.vstack(coordinate_box(names, lower, upper, coordinates))
     bad = [names[i] for i in np.flatnonzero(~np.all(np.isfinite(ends), axis=0))]
     if bad:
         raise ValueError(f"train_observables: the box of {bad[0]} [{lower[names.index(bad[0])]:g}, "
