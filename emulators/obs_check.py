@@ -107,8 +107,9 @@ def check_chain(chain_dir, emulator_path, n: int = 200, data_dir=None, client=No
             "delta_chi2": {k: pct(v) for k, v in dchi2.items()}, "delta_chi2_mean": {k: float(v.mean()) for k, v in dchi2.items()},
             "h0_relative_error": pct(h0_err), "shifts_sigma": shifts, "effective_sample_size": ess,
             "seconds_per_point": {"emulator": t_emu, "camb_wall": t_camb / len(rows)},
-            # Per sample, so the tail can be located in parameter space (worst first).
-            "worst": _worst_samples(names, samples[good], dchi2)}
+            # Per sample, so the tail can be located in parameter space (worst first) and plotted.
+            "worst": _worst_samples(names, samples[good], dchi2),
+            "delta_chi2_samples": {k: v.tolist() for k, v in dchi2.items()}}
 
 
 def _worst_samples(names, samples: np.ndarray, dchi2: Mapping[str, np.ndarray], n: int = 10) -> list[dict]:
@@ -141,11 +142,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
 
 
 def write_report(report: Mapping[str, Any], out: Path) -> None:
+    """OUT.json (the report), OUT.md (its tables) and OUT.png (|Delta chi^2| per likelihood at the samples)."""
     from likelihoods.sampling import _atomic_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(out.with_suffix(".json"), json.dumps(report, indent=1))
     _atomic_text(out.with_suffix(".md"), report_markdown(report))
+    samples = report.get("delta_chi2_samples")
+    if samples:
+        validation_plot(samples, out.with_suffix(".png"),
+                        title=f"CAMB at {report['camb_ok']} posterior samples; emulator {Path(report['emulator']).name}")
 
 
 def validation_plot(dchi2: Mapping[str, np.ndarray], path, target: float = 0.2, title: str = "") -> Path:

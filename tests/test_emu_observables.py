@@ -381,6 +381,10 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
     assert abs(worst[0]["delta_chi2"]["total"]) >= abs(worst[-1]["delta_chi2"]["total"])
     text = obs_check.report_markdown(report)
     assert "| toy |" in text and "effective sample size" in text and "largest |Delta chi2|" in text
+    np.testing.assert_allclose(report["delta_chi2_samples"]["toy"], want, rtol=1e-9)
+    obs_check.write_report(report, tmp_path / "check" / "camb_check")
+    assert json.loads((tmp_path / "check" / "camb_check.json").read_text())["samples"] == 40
+    assert (tmp_path / "check" / "camb_check.png").stat().st_size > 0
 
 
 def test_ede_wbins_workflow_validates(tmp_path):
