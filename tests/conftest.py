@@ -55,3 +55,19 @@ def synthetic_result(cosmology: Cosmology | None = None, config: SimConfig | Non
 def make_result():
     """Factory fixture: make_result(cosmology=None, config=None) -> SimResult."""
     return synthetic_result
+
+
+@pytest.fixture
+def load_benchmark():
+    """Import a script of benchmarks/ (not a package) as a module: ``load_benchmark("bench_w_response")``."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

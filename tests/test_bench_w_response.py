@@ -1,24 +1,14 @@
 """The w0-response benchmark's error measure and its argument parsing."""
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_w_response", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_w_response.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_response_error_is_the_ratio_of_responses():
+def test_response_error_is_the_ratio_of_responses(load_benchmark):
     """A boost off by a k-independent factor at every w0 has an exact response; a response
     off by 2 % at k > 0.6 only shows in the k <= 1 range."""
-    bench = _bench()
+    bench = load_benchmark("bench_w_response")
     k = np.linspace(0.05, 1.2, 24)
     rng = np.random.default_rng(1)
     ref = {w: 1.0 + rng.random((4, k.size)) for w in bench.W0S}
@@ -33,8 +23,8 @@ def test_response_error_is_the_ratio_of_responses():
     np.testing.assert_allclose(high[-1.3], 0.0, atol=1e-12)
 
 
-def test_setup_parsing_names_the_format():
-    bench = _bench()
+def test_setup_parsing_names_the_format(load_benchmark):
+    bench = load_benchmark("bench_w_response")
     assert bench._setup("128,320,384,20") == (128, 320.0, 384, 20)
     with pytest.raises(argparse.ArgumentTypeError, match="particles,box,mesh,steps"):
         bench._setup("128,320")
