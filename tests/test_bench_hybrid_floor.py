@@ -35,8 +35,9 @@ def test_runs_resume_and_lcdm_rows_are_exact(load_benchmark, tmp_path, capsys):
         assert '"steps": 3' in str(f["setup"]) and float(f["wall_s"]) > 0
     bench.main([str(design), str(out), "--setup", "16,160,32,3"])
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")} == first
-    summary = bench.report(bench.read_design(design), out)
+    summary = bench.report(bench.read_design(design), out, versus_hmcode=True)
     assert summary["n"] == 2 and 0.5 <= summary["within_1pct"] <= 1.0
+    assert summary["versus_hmcode"]["n"] == 2 and summary["versus_hmcode"]["within_1pct"] >= 0.5
     assert "2 cosmologies" in capsys.readouterr().out
 
 
@@ -50,3 +51,16 @@ def test_design_reader_and_shard_errors(load_benchmark, tmp_path):
     good.write_text("id,Omega_m,w0\nx,0.3,-1\n")
     with pytest.raises(SystemExit):
         bench.main([str(good), str(tmp_path / "o"), "--shard", "2/2"])
+
+
+def test_hmcode_yardstick(load_benchmark, capsys):
+    """HMcode-2020's response in the hybrid: EE2 itself at w0 = -1; at w0 = -0.8 the two codes'
+    independent w0 responses differ by 0.86 % (k <= 1, z <= 2; CAMB 2.0, euclidemu2 1.4)."""
+    bench = load_benchmark("bench_hybrid_floor")
+    design = [{"id": "a", "Omega_m": 0.31, "Omega_b": 0.049, "h": 0.67, "A_s": 2.1e-9, "n_s": 0.966, "w0": w0}
+              for w0 in (-1.0, -0.8)]
+    summary = bench.yardstick(design, k=np.linspace(0.05, 1.0, 12))
+    lcdm, wcdm = summary["worst"]
+    assert lcdm < 1e-10
+    assert 0.5 < wcdm < 1.5
+    assert "2 cosmologies of the design" in capsys.readouterr().out
