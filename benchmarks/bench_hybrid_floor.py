@@ -79,26 +79,25 @@ def _print_summary(summary: dict) -> None:
           f"{summary['p68']:.2f}, p95 {summary['p95']:.2f}, max {summary['max']:.2f}")
 
 
-def hmcode_responses(k: np.ndarray, z: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """HMcode-2020 boosts (CAMB) at theta and at theta_LCDM, each (nz, nk)."""
+def boost_pair(reference: str, k: np.ndarray, z: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A reference boost ('ee2' or 'hmcode', HMcode-2020 from CAMB) at theta and theta_LCDM, each (nz, nk)."""
+    from emulators.ee2 import ee2_boost
     from emulators.references import camb_boost
 
+    boost = {"ee2": ee2_boost, "hmcode": camb_boost}[reference]
     full = dict(params, **FIXED)
-    return camb_boost(k, z, full), camb_boost(k, z, dict(full, w0=-1.0))
+    return boost(k, z, full), boost(k, z, dict(full, w0=-1.0))
 
 
 def yardstick(design: list[dict], k: np.ndarray | None = None) -> dict:
     """The hybrid with HMcode-2020's response in place of COLA's, against EE2, over the design."""
-    from emulators.ee2 import ee2_boost
-
     k = np.linspace(0.02, K_MAX_TEST, 50) if k is None else k
     z = np.array(Z_OUT)
     worst = []
     for row in design:
         params = {p: v for p, v in row.items() if p != "id"}
-        full = dict(params, **FIXED)
-        hm, hm_l = hmcode_responses(k, z, params)
-        worst.append(hybrid_error(k, hm, hm_l, ee2_boost(k, z, full), ee2_boost(k, z, dict(full, w0=-1.0))).max())
+        hm, hm_l = boost_pair("hmcode", k, z, params)
+        worst.append(hybrid_error(k, hm, hm_l, *boost_pair("ee2", k, z, params)).max())
     summary = dict(_summary(100.0 * np.array(worst)), worst=[100.0 * w for w in worst])
     print(f"HMcode-2020 response in place of COLA's, {summary['n']} cosmologies of the design:")
     _print_summary(summary)
@@ -139,8 +138,6 @@ def run(design: list[dict], out: Path, setup: tuple[int, float, int, int], seed:
 
 
 def report(design: list[dict], out: Path, versus_hmcode: bool = False) -> dict:
-    from emulators.ee2 import ee2_boost
-
     errs, w0s, walls, to_hmcode = [], [], [], []
     for row in design:
         path = out / f"{row['id']}.npz"
@@ -151,12 +148,9 @@ def report(design: list[dict], out: Path, versus_hmcode: bool = False) -> dict:
         filled = np.isfinite(k)   # small boxes leave some k bins without modes
         k, b, bl = k[filled], b[:, filled], bl[:, filled]
         params = {p: v for p, v in row.items() if p != "id"}
-        full = dict(params, **FIXED)
-        e = hybrid_error(k, b, bl, ee2_boost(k, z, full), ee2_boost(k, z, dict(full, w0=-1.0)))
-        errs.append(e)
+        errs.append(hybrid_error(k, b, bl, *boost_pair("ee2", k, z, params)))
         if versus_hmcode:
-            hm, hm_l = hmcode_responses(k, z, params)
-            to_hmcode.append(hybrid_error(k, b, bl, hm, hm_l).max())
+            to_hmcode.append(hybrid_error(k, b, bl, *boost_pair("hmcode", k, z, params)).max())
         w0s.append(params["w0"])
         walls.append(wall)
     if not errs:
