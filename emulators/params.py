@@ -142,11 +142,11 @@ class ParameterSpace:
                 from sims.cosmology import Cosmology
 
                 expected = float(getattr(Cosmology(), name))
-            ok = np.abs(values - expected) <= _REL_TOL * max(abs(expected), 1.0)
+            ok = _same_value(values, expected)
             if not np.all(ok):
                 bad = values[~ok][0]
-                raise ValueError(f"{who}: parameter {name}={bad:g} differs from the value {expected:g} it was fixed "
-                                 f"to in training (this emulator varies only {', '.join(self.names)})")
+                raise ValueError(f"{who}: parameter {name}={bad:.10g} differs from the value {expected:.10g} it was "
+                                 f"fixed to in training (this emulator varies only {', '.join(self.names)})")
 
     def check_box(self, theta: np.ndarray, who: str = "emulator") -> None:
         """ValueError naming the first parameter outside the training box."""
@@ -183,6 +183,17 @@ class ParameterSpace:
         if arr.shape[0] == 0:
             raise ValueError(f"{who}: the parameter table is empty")
         return {n: _finite(n, arr[:, i], who) for i, n in enumerate(self.names)}, single
+
+
+def _same_value(values: np.ndarray, expected: float) -> np.ndarray:
+    """Equal up to text round-off, relative to the parameter's own scale.
+
+    The scale must be the value's, never 1: A_s ~ 2e-9 against an absolute
+    slack of 1e-9 let every A_s from 1.1e-9 to 3.1e-9 pass as the training
+    value.  Zero (wa = 0) gets a tiny absolute slack instead.
+    """
+    scale = abs(expected) if expected != 0.0 else 1.0
+    return np.abs(values - expected) <= _REL_TOL * scale
 
 
 def _finite(name: str, values: Any, who: str) -> np.ndarray:

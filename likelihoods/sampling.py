@@ -654,12 +654,25 @@ def _save_progress(out_dir: Path, report: ConvergenceReport) -> None:
                                                    "rminus1": report.rminus1}, indent=1))
 
 
-def _load_previous_tau(out_dir: Path, steps: int) -> np.ndarray | None:
-    try:
-        data = json.loads((out_dir / _PROGRESS).read_text())
-    except (OSError, ValueError):
+def _previous_check(steps: int, check_every: int) -> int:
+    """The step count of the check before the one at ``steps`` (0: none).
+
+    Checks fall on multiples of ``check_every`` (and at max_steps), so this is
+    fixed by the schedule, not by where a killed run happened to stop.
+    """
+    return ((steps - 1) // check_every) * check_every
+
+
+def _tau_at(chains: Sequence[np.ndarray], steps: int) -> np.ndarray | None:
+    """tau [steps] of the check at ``steps``, recomputed from the stored chains.
+
+    A resumed run must compare its first check with the check before it, as an
+    uninterrupted run does; the saved progress would be the same check again
+    (change 0 %, a stability test passed that was never passed).
+    """
+    if steps <= 0:
         return None
-    return np.array(data["tau"], dtype=float) if data.get("steps") == steps else None
+    return np.max([autocorr_times(c[:steps]) for c in chains], axis=0)
 
 
 def _measure_cost(posterior: Posterior, points: np.ndarray) -> float:
@@ -816,7 +829,7 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
                 chain.state = chain.backend.get_last_sample()
 
         report, status = None, None
-        previous_tau = _load_previous_tau(out_dir, min(resumed_from)) if resume and min(resumed_from) else None
+        previous_tau = None
         bar = None
         if progress:
             from tqdm import tqdm
@@ -839,8 +852,12 @@ def run_chains(posterior: Posterior, settings: SamplerSettings, out_dir: Path, *
             while True:
                 steps = min(c.steps for c in chains)
                 if steps > 0 and (steps % settings.check_every == 0 or steps >= settings.max_steps):
-                    report = check_convergence([c.backend.get_chain() for c in chains], settings.convergence,
-                                               previous_tau)
+                    # Chains may stand past `steps` after a kill: the check sees what an
+                    # uninterrupted run saw at this point, no more.
+                    stored = [c.backend.get_chain()[:steps] for c in chains]
+                    if previous_tau is None:
+                        previous_tau = _tau_at(stored, _previous_check(steps, settings.check_every))
+                    report = check_convergence(stored, settings.convergence, previous_tau)
                     previous_tau = np.array(report.tau)
                     _save_progress(out_dir, report)
                     log_.info("convergence check: %s", report.line())

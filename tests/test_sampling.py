@@ -568,3 +568,61 @@ def test_plot_of_a_stage_run(converged_run, capsys):
     mean, err = (float(v) for v in row.split("|")[2].strip().strip("$").split("\\pm"))
     assert abs(mean - support.MEAN[0]) < 0.2 * support.SIGMA[0] and abs(err / support.SIGMA[0] - 1) < 0.1
     assert out.stat().st_size > 1000
+
+
+# -- a resumed run decides as an uninterrupted one (issue 16, item 2) -------------------
+class _Killed(BaseException):
+    """Raised inside a step's write: the run dies as under SIGKILL, that step unsaved."""
+
+
+def _run_killed_after(monkeypatch, settings, run_dir: Path, saves: int) -> None:
+    """Run until ``saves`` steps (all chains together) are stored, then die mid-write."""
+    from likelihoods.sampling import ChainBackend
+
+    count = {"n": 0}
+    original = ChainBackend.save_step
+
+    def save_step(self, state, accepted):
+        if count["n"] == saves:
+            raise _Killed()
+        count["n"] += 1
+        return original(self, state, accepted)
+
+    with monkeypatch.context() as m:
+        m.setattr(ChainBackend, "save_step", save_step)
+        with pytest.raises(_Killed):
+            run(settings, _ctx(run_dir))
+
+
+@pytest.mark.parametrize("tau_rtol, kills", [
+    # Never stable (tau always moves by more than 1e-9): the uninterrupted run uses its whole
+    # budget.  A resume that re-checked against the check it repeats saw a 0 % change.
+    (1e-9, [20, 40, 46, 60, 86, 100, 140, 166, 200]),
+    # Loose: the uninterrupted run stops early, and every resume stops at the same step.
+    (0.5, [10, 20, 26, 40, 53]),
+])
+def test_resumed_chain_takes_the_steps_and_decision_of_an_uninterrupted_one(tmp_path, monkeypatch, tau_rtol,
+                                                                          kills):
+    sample = _sample_section(max_steps=120, check_every=20, walkers=8)
+    sample["sampler"]["convergence"] = {"tau_factor": 1.0, "tau_rtol": tau_rtol, "rminus1": 10.0}
+    ref_dir = tmp_path / "reference"
+    run(_settings(sample, ref_dir), _ctx(ref_dir))
+    ref = json.loads((ref_dir / "chains" / "summary.json").read_text())
+    assert ref["status"] == ("budget" if tau_rtol < 1e-6 else "converged")
+    ref_chains = [read_chain(ref_dir / "chains" / f"chain_{i}.h5") for i in (1, 2)]
+    tried = 0
+    for saves in kills:                      # steps stored over both chains when the run dies
+        if saves >= 2 * ref["steps_per_chain"]:
+            continue                         # the uninterrupted run stopped before this point
+        killed = tmp_path / f"killed_{saves}"
+        _run_killed_after(monkeypatch, _settings(sample, killed), killed, saves)
+        run(_settings(sample, killed), _ctx(killed, resume=True))
+        got = json.loads((killed / "chains" / "summary.json").read_text())
+        assert (got["status"], got["steps_per_chain"]) == (ref["status"], ref["steps_per_chain"]), \
+            f"killed after {saves} stored steps: the resumed run stopped ({got['status']}, " \
+            f"{got['steps_per_chain']} steps), the uninterrupted one ({ref['status']}, {ref['steps_per_chain']})"
+        for i, expected in zip((1, 2), ref_chains):
+            for a, b in zip(read_chain(killed / "chains" / f"chain_{i}.h5"), expected):
+                np.testing.assert_array_equal(a, b)
+        tried += 1
+    assert tried >= 3
