@@ -8,7 +8,10 @@ cancel in the ratio, and the high-resolution EE2 sets the LCDM boost.  At
 w0 = -1, wa = 0 the ratio is exactly one, so the hybrid equals EE2.
 
 theta must lie inside the COLA emulator's box and theta_LCDM inside EE2's box
-(EE2 is never extrapolated, also not with ``extrapolate=True``).
+(EE2 is never extrapolated, also not with ``extrapolate=True``).  k must lie
+inside the COLA k range here; above its k_max the shear likelihood's power
+source (likelihoods.shear.power, ``cola_response``) holds the COLA ratio at
+its k_max value or sets it to 1, and logs which once.
 
 ``ee2="exact"`` (the default) calls EuclidEmulator2 itself (about 15 ms per
 cosmology on 31 redshifts); ``ee2="surrogate"`` uses the PCA + MLP model of

@@ -1,6 +1,6 @@
 """Emulators <-> one HDF5 file each (no pickle).
 
-Format "cosmopipe-emulator", format_version 1.  Root attrs: format,
+Format "cosmopipe-emulator", format_version 2.  Root attrs: format,
 format_version, kind ('boost', 'hybrid' or 'linear'), created (UTC ISO) and
 complete (written last).  An emulator is written into a group:
 
@@ -23,6 +23,11 @@ complete (written last).  An emulator is written into a group:
 
 so a hybrid file carries its COLA emulator (and that one its linear-power
 emulator) and stands alone.
+
+Version 2 files carry checksums (sims.integrity): attr "sha256" on every array
+and "attrs_sha256" on every group, the embedded emulators' included, verified
+before anything is built.  Text is stored as fixed-length UTF-8.  Version 1
+files (no checksums) are read with a warning.
 """
 from __future__ import annotations
 
@@ -34,10 +39,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from sims.integrity import CorruptFileError, reading, seal, text, verify, warn_unverified
+
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "KINDS"]
 
 FORMAT = "cosmopipe-emulator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_HINT = "delete it and train it again"
 KINDS = ("boost", "hybrid", "linear")
 
 
@@ -47,8 +55,8 @@ class _Corrupt(Exception):
 
 # -- writing ------------------------------------------------------------------------
 def _write_space(g: h5py.Group, space) -> None:
-    g.attrs["varied"] = json.dumps(list(space.names))
-    g.attrs["fixed"] = json.dumps(space.fixed)
+    g.attrs["varied"] = text(json.dumps(list(space.names)))
+    g.attrs["fixed"] = text(json.dumps(space.fixed))
     g.create_dataset("lower", data=space.lower)
     g.create_dataset("upper", data=space.upper)
 
@@ -56,13 +64,13 @@ def _write_space(g: h5py.Group, space) -> None:
 def _write_model(group: h5py.Group, model) -> None:
     g = group.create_group("model")
     _write_space(g, model.space)
-    g.attrs["mode"] = model.mode
-    g.attrs["activation"] = model.network.activation
+    g.attrs["mode"] = text(model.mode)
+    g.attrs["activation"] = text(model.network.activation)
     g.attrs["n_layers"] = len(model.network.weights)
     for name, data in (("z", model.z), ("k", model.k), ("pca_mean", model.pca_mean), ("pca_basis", model.pca_basis),
                        ("n_components", model.n_components), ("output_scale", model.output_scale)):
         g.create_dataset(name, data=np.asarray(data))
-    g["k"].attrs["units"] = "h/Mpc"
+    g["k"].attrs["units"] = text("h/Mpc")
     net = g.create_group("network")
     for i, (w, b) in enumerate(zip(model.network.weights, model.network.biases)):
         net.create_dataset(f"W{i}", data=w)
@@ -73,12 +81,14 @@ def _write_info(group: h5py.Group, info: dict) -> None:
     g = group.create_group("provenance")
     json_keys = []
     for key, value in info.items():
-        if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+        if isinstance(value, str):
+            g.attrs[key] = text(value)
+        elif isinstance(value, (int, float, bool, np.integer, np.floating)):
             g.attrs[key] = value
         else:
-            g.attrs[key] = json.dumps(value, default=_json_default)
+            g.attrs[key] = text(json.dumps(value, default=_json_default))
             json_keys.append(key)
-    g.attrs["_json_keys"] = json.dumps(json_keys)
+    g.attrs["_json_keys"] = text(json.dumps(json_keys))
 
 
 def _json_default(obj: Any) -> Any:
@@ -93,32 +103,33 @@ def _write(group: h5py.Group, emulator) -> None:
     kind = getattr(emulator, "kind", None)
     if kind not in KINDS:
         raise TypeError(f"save: expected a boost, hybrid or linear emulator, got {type(emulator).__name__}")
-    group.attrs["kind"] = kind
+    group.attrs["kind"] = text(kind)
     _write_info(group, emulator.info)
     if kind == "hybrid":
-        group.attrs["reference"] = "EuclidEmulator2"
+        group.attrs["reference"] = text("EuclidEmulator2")
         _write(group.create_group("cola"), emulator.cola)
         if emulator.ee2_lcdm is not None:
             _write(group.create_group("ee2_lcdm"), emulator.ee2_lcdm)
         return
     _write_model(group, emulator.model)
     if kind == "linear":
-        group.attrs["species"] = emulator.species
+        group.attrs["species"] = text(emulator.species)
         _write_space(group.create_group("params"), emulator.space)
     elif emulator.linear is not None:
         _write(group.create_group("linear"), emulator.linear)
 
 
 def save(emulator, path: str | Path) -> Path:
-    """Write ``emulator`` to the HDF5 file ``path`` atomically; returns the path."""
+    """Write ``emulator`` to the HDF5 file ``path`` atomically, sealed with checksums; returns the path."""
     from sims.io import atomic_hdf5
 
     path = Path(path)
     with atomic_hdf5(path) as f:
-        f.attrs["format"] = FORMAT
+        f.attrs["format"] = text(FORMAT)
         f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        f.attrs["created"] = text(datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write(f, emulator)
+        seal(f)
         f.attrs["complete"] = True
     return path
 
@@ -175,7 +186,7 @@ def _read_info(group: h5py.Group) -> dict:
     json_keys = set(json.loads(_attr(g, "_json_keys"))) if "_json_keys" in g.attrs else set()
     info = {}
     for key in g.attrs:
-        if key == "_json_keys":
+        if key in ("_json_keys", "attrs_sha256"):
             continue
         value = _attr(g, key)
         info[key] = json.loads(value) if key in json_keys else value
@@ -216,41 +227,50 @@ def _read(group: h5py.Group):
 def load(path: str | Path):
     """The emulator stored at ``path``: a BoostEmulator, HybridEmulator or LinearEmulator.
 
-    Raises FileNotFoundError when absent and ValueError naming the file when
-    it is not HDF5 (or truncated), not an emulator, written by a newer
-    cosmopipe, incomplete or internally inconsistent."""
+    Raises FileNotFoundError when absent and CorruptFileError (a ValueError)
+    naming the file when it is not HDF5 (or truncated), not an emulator,
+    written by a newer cosmopipe, incomplete, fails a checksum or is
+    internally inconsistent."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such emulator file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"{path}: not a readable emulator file: cannot be read as HDF5 (truncated, or not "
-                         f"HDF5 at all: {exc})") from None
-    with f:
+        raise CorruptFileError(path, f"not a readable emulator file: cannot be read as HDF5 (truncated, or not "
+                                     f"HDF5 at all: {exc})") from None
+    with f, reading(path, "emulator content"):
+        version = _check_header(path, f)
+        if version >= 2:
+            verify(f, path, _HINT)
+        else:
+            warn_unverified("emulator", path)
         try:
-            fmt = f.attrs.get("format")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            if fmt != FORMAT:
-                raise ValueError(f"{path}: not a cosmopipe emulator (format attribute {fmt!r}, expected {FORMAT!r})")
-            version = f.attrs.get("format_version")
-            try:
-                version = int(version)
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: emulator format_version {version!r} is not an integer") from None
-            if version > FORMAT_VERSION:
-                raise ValueError(f"{path}: emulator format_version {version} was written by a newer cosmopipe; "
-                                 f"this version reads up to {FORMAT_VERSION} (upgrade cosmopipe)")
-            if version < 1:
-                raise ValueError(f"{path}: emulator format_version {version} is not valid")
-            if not bool(f.attrs.get("complete", False)):
-                raise ValueError(f"{path}: incomplete emulator file (the write was interrupted)")
             return _read(f)
+        except CorruptFileError:
+            raise
         except _Corrupt as exc:
-            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
-        except (OSError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
-        except (ValueError, TypeError) as exc:
-            if str(exc).startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: corrupt emulator file: {exc}") from None
+            raise CorruptFileError(path, f"corrupt emulator file: {exc}") from None
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise CorruptFileError(path, f"corrupt emulator file: {exc}") from None
+
+
+def _check_header(path: Path, f: h5py.File) -> int:
+    """The format_version of an emulator file whose header is valid."""
+    fmt = f.attrs.get("format")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if fmt != FORMAT:
+        raise CorruptFileError(path, f"not a cosmopipe emulator (format attribute {fmt!r}, expected {FORMAT!r})")
+    version = f.attrs.get("format_version")
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise CorruptFileError(path, f"emulator format_version {version!r} is not an integer") from None
+    if version > FORMAT_VERSION:
+        raise CorruptFileError(path, f"emulator format_version {version} was written by a newer cosmopipe; "
+                                     f"this version reads up to {FORMAT_VERSION} (upgrade cosmopipe)")
+    if version < 1:
+        raise CorruptFileError(path, f"emulator format_version {version} is not valid")
+    if not bool(f.attrs.get("complete", False)):
+        raise CorruptFileError(path, "incomplete emulator file (the write was interrupted)")
+    return version

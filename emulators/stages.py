@@ -62,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.schema import (Section, boolean, choice, list_of, nonnegative_number, optional, positive_int,
+from pipeline.schema import (Section, boolean, choice, inside_path, list_of, nonnegative_number, optional, positive_int,
                              positive_number, integer, number, string)
 from pipeline.workflow import Stage
 
@@ -252,7 +252,7 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
         sec.take("linear", default=None)
     settings = TrainSettings(
         dataset=sec.take("dataset", string, default=None),
-        out=sec.take("out", string, default=None),
+        out=sec.take("out", inside_path, default=None),
         fit=fit,
         k_max=sec.take("k_max", optional(positive_number), default=None),
         z_max=sec.take("z_max", optional(nonnegative_number), default=None),
@@ -435,7 +435,7 @@ def _parse_predict(sec: Section) -> PredictSettings:
                           k_min=sec.take("k_min", optional(positive_number), default=None),
                           k_max=sec.take("k_max", optional(positive_number), default=None),
                           nk=sec.take("nk", positive_int, default=100),
-                          out=sec.take("out", string, default=None))
+                          out=sec.take("out", inside_path, default=None))
     if out.k_min is not None and out.k_max is not None and out.k_min >= out.k_max:
         raise sec.error("k_max", f"must exceed k_min={out.k_min:g}")
     sec.finish()
@@ -459,7 +459,7 @@ def parse_validate(sec: Section, info: dict) -> ValidateSettings:
             raise sec.error("emulator", f"must be a path or a list of paths: {exc}") from None
     predict = _parse_predict(sec.sub("predict")) if sec.has("predict") else None
     out = ValidateSettings(emulators=tuple(emus), test=sec.take("test", string, default=None),
-                           out_dir=sec.take("out_dir", string, default=None),
+                           out_dir=sec.take("out_dir", inside_path, default=None),
                            compare_ee2=sec.take("compare_ee2", boolean, default=True), predict=predict)
     sec.finish()
     return out

@@ -45,7 +45,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.schema import (ConfigError, Section, boolean, choice, nonnegative_int, number, optional,
+from pipeline.schema import (ConfigError, Section, boolean, choice, inside_path, nonnegative_int, number, optional,
                              positive_int, positive_number, string)
 from pipeline.workflow import Stage
 
@@ -165,7 +165,7 @@ def parse(section: Section, info: dict) -> SampleSettings:
     params_sec = section.sub("params", default={})
     params = tuple(_parse_param(params_sec, name) for name in list(params_sec.keys()))
     sampler = _parse_sampler(section.sub("sampler", default={}))
-    out = section.take("out", string, default="chains")
+    out = section.take("out", inside_path, default="chains")
     section.finish(allowed_hint=_SECTION_KEYS)
     keep = {k: info.get(k) for k in ("data_dir", "run_dir", "workflow_dir", "name", "source")}
     return SampleSettings(likelihoods=tuple(likelihoods), theory=theory, params=params, sampler=sampler, out=out,
@@ -538,7 +538,7 @@ def parse_bias(section: Section, info: dict) -> BiasSettings:
     if method == "importance" and chains["emulator"] is None:
         raise csec.error(None, "method 'importance' needs the emulator chain directory (chains.emulator)")
     shifts.finish(allowed_hint=["method", "steps", "chains", "max_samples", "scale_cut"])
-    out = section.take("out", string, default="emulator_bias")
+    out = section.take("out", inside_path, default="emulator_bias")
     docs = section.take("docs", optional(string), default=None)
     section.finish(allowed_hint=_BIAS_KEYS)
     keep = {k: info.get(k) for k in ("data_dir", "run_dir", "workflow_dir", "name", "source")}

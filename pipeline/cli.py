@@ -2,7 +2,9 @@
 
 Each subcommand is an ``_add_<name>`` function that builds its parser and a
 ``cmd_<name>(args) -> int`` that runs it; register both in ``_SUBCOMMANDS``.
-User errors are reported as ``cosmopipe: error: <message>`` with exit code 2.
+User errors are reported as ``cosmopipe: error: <message>`` with exit code 2, and so
+are faults of the disk or the run directory (full, read-only, busy, a damaged file):
+:func:`main` maps them in one place, so no subcommand prints a traceback for them.
 """
 from __future__ import annotations
 
@@ -113,6 +115,9 @@ def _add_sim(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--step-spacing", metavar="{" + ",".join(STEP_SPACINGS) + "}",
                    help=f"time steps uniform in a ('linear') or ln a ('log') (default {d['step_spacing']})")
     p.add_argument("--threads", type=int, help="threads for FFTs and particle loops (default all cores)")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse runs whose memory estimate exceeds SIZE, e.g. 64GB (default: the available "
+                        "memory, MemAvailable)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also plot the boost (with EE2 where possible)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.h5", help="output HDF5 file")
@@ -146,11 +151,26 @@ def _check_writable(path: Path, what: str) -> None:
         raise UsageError(f"{what}: directory {parent} is not writable")
 
 
-def _simulate(cosmology, config, progress: bool):
+def _simulate(cosmology, config, progress: bool, memory_limit: int | None = None):
     """The engine entry point (a seam for tests)."""
     import sims
 
-    return sims.run_simulation(cosmology, config, progress=progress)
+    return sims.run_simulation(cosmology, config, progress=progress, memory_limit=memory_limit)
+
+
+def _memory_limit(text: str | None) -> int | None:
+    """--max-memory SIZE -> bytes (None: the available memory)."""
+    if text is None:
+        return None
+    from .cluster import parse_bytes
+
+    try:
+        limit = parse_bytes(text)
+    except (ValueError, TypeError):
+        limit = 0
+    if limit <= 0:
+        raise UsageError(f"--max-memory: expected a positive size such as 64GB or 512MiB, got {text!r}")
+    return limit
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -162,6 +182,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
         config = SimConfig(**_sim_config_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from sims.config import MemoryLimitError, check_memory
+
+    memory_limit = _memory_limit(args.max_memory)
+    try:
+        check_memory(config, memory_limit)
+    except MemoryLimitError as exc:
+        raise UsageError(str(exc)) from None
     _check_writable(args.out, "--out")
     if args.plot is not None:
         _check_writable(args.plot, "--plot")
@@ -170,11 +197,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     log.info("simulation: L=%g Mpc/h, %d^3 particles, %d^3 mesh, %d steps, z_out=%s, seed %d%s",
              config.box, config.particles, config.mesh, config.steps,
              ",".join(f"{z:g}" for z in config.z_out), config.seed, ", paired" if config.paired else "")
-    result = _simulate(cosmology, config, progress=not args.no_progress)
+    result = _simulate(cosmology, config, progress=not args.no_progress, memory_limit=memory_limit)
 
     from sims.io import write_result
 
-    out = write_result(args.out, result)
+    from .rundir import naming_file
+
+    with naming_file(args.out):
+        out = write_result(args.out, result)
     print(f"simulation written to {out}")
     if args.plot is not None:
         from .plotting import plot_boost
@@ -192,7 +222,8 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = 
 # Subcommands of the other areas live in their own modules, each exposing
 # SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
 # this module) for user errors. A module not written yet is skipped.
-_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior", "pipeline.cli_data")
+_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior", "pipeline.cli_data",
+                   "pipeline.cli_datavector")
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
@@ -239,13 +270,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    from .rundir import RunDirError, describe_os_error
+    from sims.integrity import CorruptFileError
+
     from .schema import ConfigError
 
     try:
         return args.handler(args)
-    except (UsageError, ConfigError) as exc:
-        print(f"cosmopipe: error: {exc}", file=sys.stderr)
-        return 2
+    except (UsageError, ConfigError, RunDirError, CorruptFileError) as exc:
+        message = str(exc)
+    except OSError as exc:
+        # A full or read-only disk is the user's to fix; any other OSError is a bug.
+        message = describe_os_error(exc)
+        if message is None:
+            raise
+    print(f"cosmopipe: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -30,7 +30,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .workflow import load_workflow, run_workflow
 
     workflow = load_workflow(args.workflow, cluster_override=args.cluster, run_dir=args.run_dir)
-    if not args.dry_run:
+    if args.dry_run:
+        from .dryrun import check_inputs, cluster_section
+
+        notes = check_inputs(workflow, args.stage)
+        print(cluster_section(workflow))
+        for note in notes:
+            print(f"note: {note}")
+    else:
         log.info("workflow %s (%s): stages %s; run directory %s; %s", workflow.name, workflow.source,
                  ", ".join(workflow.stages) or "none", workflow.run_dir, workflow.cluster.describe())
     try:
@@ -61,11 +68,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = campaign_status(args.run_dir)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{'design':<12} {'total':>6} {'done':>6} {'missing':>8} {'failed':>7}")
+    print(f"{'design':<12} {'total':>6} {'done':>6} {'missing':>8} {'failed':>7} {'corrupt':>8}")
     for design, st in status.items():
-        total = sum(len(v) for v in st.values())
-        print(f"{design:<12} {total:>6} {len(st['done']):>6} {len(st['missing']):>8} {len(st['failed']):>7}")
+        total = sum(len(st[key]) for key in ("done", "missing", "failed", "corrupt"))
+        print(f"{design:<12} {total:>6} {len(st['done']):>6} {len(st['missing']):>8} {len(st['failed']):>7} "
+              f"{len(st['corrupt']):>8}")
     for design, st in status.items():
+        for sid in st["corrupt"]:
+            print(f"corrupt {sid}: {st['reasons'][sid]} (the next run re-simulates it)")
+        if st["unverified"]:
+            print(f"unverified in {design}: {len(st['unverified'])} file(s) written before checksums "
+                  f"(format_version 1), read without a checksum check")
         for sid in st["failed"]:
             path = args.run_dir / "sims" / design / f"{sid}.failed"
             try:
@@ -75,6 +88,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"failed {sid}: {error}  [{path}]")
         if args.list and st["missing"]:
             print(f"missing in {design}: {', '.join(st['missing'])}")
+    _print_eta(args.run_dir, status)
+    _print_jobs(args.run_dir)
     for path in sorted((args.run_dir / "datasets").glob("*.h5")):
         print(f"dataset: {path}")
     for path in sorted((args.run_dir / "emulators").glob("*.h5")) if (args.run_dir / "emulators").is_dir() else []:
@@ -82,4 +97,57 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status)}
+def _add_cancel(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "cancel", help="cancel a run's SLURM/PBS jobs that are still queued or running",
+        description="Cancel the batch jobs recorded in RUN_DIR/jobs.json that the batch system still knows "
+                    "(e.g. after the driver was killed). Finished simulations are kept; rerun to resume.")
+    p.add_argument("run_dir", type=Path, help="run directory of a workflow")
+    return p
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .cluster_jobs import JOBS_FILE, cancel_jobs
+
+    if not (args.run_dir / JOBS_FILE).is_file():
+        raise UsageError(f"{args.run_dir}: no {JOBS_FILE} (this run submitted no SLURM/PBS jobs)")
+    try:
+        cancelled = cancel_jobs(args.run_dir)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"cancelled {len(cancelled)} job(s){': ' + ', '.join(cancelled) if cancelled else ''}")
+    return 0
+
+
+def _print_jobs(run_dir: Path) -> None:
+    from .cluster_jobs import JOBS_FILE, job_states, read_jobs
+
+    if not (run_dir / JOBS_FILE).is_file():
+        return
+    record = read_jobs(run_dir)
+    ids = [j["id"] for j in record.get("jobs", [])]
+    try:
+        states = job_states(record.get("kind", "slurm"), ids)
+    except (RuntimeError, OSError) as exc:
+        print(f"jobs: {len(ids)} recorded; queue state unknown ({exc})")
+        return
+    counts = {s: sum(v == s for v in states.values()) for s in sorted(set(states.values()))}
+    shown = ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "none queued or running"
+    print(f"jobs: {len(ids)} submitted; {shown}" + (f" ({', '.join(f'{i} {s.lower()}' for i, s in states.items())})"
+                                                   if states else ""))
+
+
+def _print_eta(run_dir: Path, status: dict) -> None:
+    """Remaining time at the rate simulations finished so far (file times)."""
+    from .simulate import sim_path
+
+    times = sorted(sim_path(run_dir, d, sid).stat().st_mtime for d, st in status.items() for sid in st["done"])
+    left = sum(len(st["missing"]) + len(st["failed"]) for st in status.values())
+    if left == 0 or len(times) < 2 or times[-1] <= times[0]:
+        return
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    print(f"ETA: {left} simulation(s) left at {rate * 3600:.3g} per hour (so far) -> about {left / rate / 60:.1f} min")
+
+
+SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status), "cancel": (_add_cancel, cmd_cancel)}

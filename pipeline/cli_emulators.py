@@ -12,7 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SUBCOMMANDS"]
+__all__ = ["SUBCOMMANDS", "MAX_PREDICT_POINTS"]
+
+# Largest (k, z) grid `predict` evaluates: about 250 bytes of working memory per
+# point, so 0.25 GB at the limit (10^8 points needed 23 GB and were killed).
+MAX_PREDICT_POINTS = 1_000_000
 
 
 def _usage(message: str):
@@ -39,7 +43,8 @@ def _add_predict(subparsers) -> argparse.ArgumentParser:
                     "EuclidEmulator2 reference values; the emulator's fixed parameters (e.g. wa, m_nu) take "
                     "their training values. Prints a table (columns z, k [h/Mpc], boost, and pnl "
                     "[(Mpc/h)^3] when the emulator carries a linear-power emulator) or writes it to a CSV "
-                    "file, or plots the boost to a PNG file.",
+                    "file, or plots the boost to a PNG file. The grid (--nk values of k times the number of "
+                    f"redshifts) may hold at most {MAX_PREDICT_POINTS:,} points.",
     )
     p.add_argument("emulator", type=Path, metavar="EMULATOR", help="emulator file (.h5) written by the train stage")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="cosmology parameter, repeatable")
@@ -47,7 +52,8 @@ def _add_predict(subparsers) -> argparse.ArgumentParser:
                    help="redshifts, in increasing or decreasing order (default 0)")
     p.add_argument("--k-min", type=float, help="smallest k [h/Mpc] (default: the emulator's)")
     p.add_argument("--k-max", type=float, help="largest k [h/Mpc] (default: the emulator's)")
-    p.add_argument("--nk", type=int, default=30, help="number of log-spaced k (default 30)")
+    p.add_argument("--nk", type=int, default=30,
+                   help=f"number of log-spaced k (default 30; nk x number of redshifts <= {MAX_PREDICT_POINTS:,})")
     p.add_argument("--out", type=Path, metavar="FILE.csv|FILE.png", help="write a CSV table or a PNG plot")
     p.add_argument("--compare", choices=["ee2"], help="add EuclidEmulator2 (a column, or curves in the plot)")
     p.add_argument("--extrapolate", action="store_true", help="allow parameters outside the training box")
@@ -66,6 +72,10 @@ def _predict_inputs(args, emu):
     z = np.asarray(sorted(parse_redshifts(args.z)), dtype=float)
     if args.nk < 1:
         raise _usage(f"--nk must be a positive integer, got {args.nk}")
+    # One cosmology per call: the grid is nk x nz.
+    if args.nk * z.size > MAX_PREDICT_POINTS:
+        raise _usage(f"--nk {args.nk} with {z.size} redshift(s) asks for {args.nk * z.size:,} (k, z) points; "
+                     f"at most {MAX_PREDICT_POINTS:,} are allowed (nk x number of redshifts)")
     k_lo, k_hi = emu.k_range
     k_min = k_lo if args.k_min is None else args.k_min
     k_max = k_hi if args.k_max is None else args.k_max

@@ -67,19 +67,36 @@ def latin_hypercube(box: ParameterBox, n: int, seed: int, optimization: str | No
     return box.scale(sampler.random(n))
 
 
+# A design of a million points is far beyond any simulation campaign; a bigger file
+# is not a design table (and is not read into memory).
+MAX_TABLE_BYTES = 50_000_000
+
+
 def read_table(path: str | Path, names: Sequence[str]) -> np.ndarray:
-    """A CSV design table with a header naming (at least) ``names`` -> (n, d) array."""
+    """A CSV design table with a header naming (at least) ``names`` -> (n, d) array.
+
+    Errors name the file and the line, never its content (a table may be any file).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: design table not found")
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(line for line in fh if not line.lstrip().startswith("#")))
+    size = path.stat().st_size
+    if size > MAX_TABLE_BYTES:
+        raise ValueError(f"{path}: design table of {size} bytes; at most {MAX_TABLE_BYTES} bytes are allowed")
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(line for line in fh if not line.lstrip().startswith("#")))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text CSV file (undecodable byte at offset {exc.start})") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
         raise ValueError(f"{path}: empty design table")
     header = [h.strip() for h in rows[0]]
     missing = [n for n in names if n not in header]
     if missing:
-        raise ValueError(f"{path}: design table lacks column(s) {', '.join(missing)} (header: {', '.join(header)})")
+        raise ValueError(f"{path}: the header line lacks column(s) {', '.join(missing)}; it must name "
+                         f"{', '.join(names)}")
     idx = [header.index(n) for n in names]
     out = []
     for i, row in enumerate(rows[1:], start=2):
@@ -88,10 +105,13 @@ def read_table(path: str | Path, names: Sequence[str]) -> np.ndarray:
         try:
             out.append([float(row[j]) for j in idx])
         except (ValueError, IndexError):
-            raise ValueError(f"{path}: line {i}: expected numbers in columns {', '.join(names)}, got {row}") from None
+            raise ValueError(f"{path}: line {i}: expected numbers in columns {', '.join(names)}") from None
     if not out:
         raise ValueError(f"{path}: design table has no rows")
-    return np.asarray(out, dtype=float)
+    values = np.asarray(out, dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path}: design table holds non-finite values (nan or inf)")
+    return values
 
 
 def write_table(path: str | Path, names: Sequence[str], values: np.ndarray, ids: Sequence[str]) -> Path:

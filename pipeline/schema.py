@@ -13,6 +13,7 @@ Unknown keys are errors. Stages parse their own section with a `Section`:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError", "Section", "REQUIRED", "load_yaml",
     "positive_int", "nonnegative_int", "integer", "number", "positive_number", "nonnegative_number",
     "boolean", "string", "choice", "list_of", "number_range", "path_string", "optional",
+    "file_name", "inside_path", "FILE_NAME_RULE",
 ]
 
 
@@ -49,7 +51,13 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(str(path), "", "workflow file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not a text (UTF-8) file: undecodable byte at offset {exc.start}") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -121,6 +129,26 @@ def string(v: Any) -> str:
 
 
 path_string = string
+
+FILE_NAME_RULE = "letters, digits and underscores (at most 64)"
+_FILE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def file_name(v: Any) -> str:
+    """A name that becomes part of file names (workflow, design): no separators, no dots,
+    so no output can leave the run directory."""
+    if not isinstance(v, str) or not _FILE_NAME.fullmatch(v):
+        raise ValueError(f"must be {FILE_NAME_RULE}, got {_show(v)}")
+    return v
+
+
+def inside_path(v: Any) -> str:
+    """A relative path without ``..``: an output location inside the run directory."""
+    text = string(v)
+    p = Path(text)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"must be a relative path inside the run directory (no leading / and no ..), got {_show(v)}")
+    return text
 
 
 def choice(*allowed: str) -> Checker:

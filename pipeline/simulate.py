@@ -11,6 +11,9 @@ Workflow section::
         train: {n: 200, seed: 1, widen: 0.1}          # Latin hypercube (random-cd optimised)
         test:  {n: 50, seed: 2}
         extra: {table: designs/extra.csv}             # or an explicit table (CSV with a header)
+        paired: {n: 100, seed: 3, twins: lcdm}         # each point also at w0 = -1, wa = 0 (id <id>-lcdm)
+      seed_from: archive/            # <design>.h5 datasets of an earlier run: their simulations are
+                                     # written back into sims/ instead of being run again
       simulation: {box: 256, particles: 64, steps: 20, paired: true, fixed_amplitude: true, seed: 7}
       redshifts: [3, 2, 1, 0.5, 0]  # or {min: 0, max: 3, n: 40} (n values uniform in z)
       k: {max: 1.0, n: 24}          # output bins [h/Mpc]; default: particle Nyquist, N_p/2 bins
@@ -49,8 +52,10 @@ from typing import Any
 import numpy as np
 
 from .design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
-from .schema import (ConfigError, Section, boolean, choice, list_of, nonnegative_int, number, number_range,
-                     positive_int, positive_number, string)
+from .campaign_checks import check_simulate, verify_run_dir
+from .rundir import RunDirError, describe_os_error, fatal_os_error, naming_file
+from .schema import (FILE_NAME_RULE, ConfigError, Section, boolean, choice, file_name, list_of, nonnegative_int,
+                     number, number_range, positive_int, positive_number, string)
 from .workflow import RunContext, Stage
 
 __all__ = ["SimulateSettings", "DesignSpec", "parse_simulate", "run_simulate", "plan_simulate",
@@ -61,6 +66,8 @@ log = logging.getLogger("cosmopipe.simulate")
 # Measured on the reference machine (benchmarks/bench_cola.py): COLA evolution
 # costs 245 ns of wall time per particle per step with 2 threads.
 NS_PER_PARTICLE_STEP_2CORES = 245.0
+# Completed simulations between two rewrites of the datasets during a campaign.
+CONSOLIDATE_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class DesignSpec:
     optimization: str | None = "random-cd"
     table: tuple[tuple[float, ...], ...] = ()   # explicit points (method 'table')
     table_source: str = ""
+    twins: str | None = None       # 'lcdm': each point also run at its LCDM projection, same seed
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class SimulateSettings:
     threads_per_task: int = 1
     memory_per_task: int | None = None
     source: str = ""
+    seed_from: Path | None = None  # directory of <design>.h5 datasets to seed sims/ from
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes the physics of the results (not where or how fast they run)."""
@@ -93,7 +102,8 @@ class SimulateSettings:
             "parameters": {n: [lo, hi] for n, lo, hi in zip(self.box.names, self.box.lower, self.box.upper)},
             "fixed": dict(sorted(self.fixed.items())),
             "designs": {d.name: {"method": d.method, "n": d.n, "seed": d.seed, "widen": d.widen,
-                                 "optimization": d.optimization, "table": [list(r) for r in d.table]}
+                                 "optimization": d.optimization, "table": [list(r) for r in d.table],
+                                 **({"twins": d.twins} if d.twins else {})}
                         for d in self.designs},
             "simulation": {k: list(v) if isinstance(v, tuple) else v for k, v in sim.items()},
         }
@@ -124,11 +134,24 @@ def _redshifts(sec: Section) -> tuple[float, ...]:
     return tuple(sorted((round(float(z), 10) for z in zs), reverse=True))
 
 
-def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir: Path) -> DesignSpec:
+def _table_path(sec: Section, table: str, workflow_dir: Path, run_dir: Path | None) -> Path:
+    """A design table is read only from the workflow file's directory or the run directory
+    (relative paths are taken from the workflow file's directory)."""
+    path = Path(table) if Path(table).is_absolute() else workflow_dir / table
+    target = path.resolve()
+    roots = [Path(workflow_dir).resolve()] + ([Path(run_dir).resolve()] if run_dir is not None else [])
+    if not any(target == r or r in target.parents for r in roots):
+        raise sec.error("table", "must be a file inside the workflow file's directory or the run directory, got "
+                                 f"{table!r}")
+    return path
+
+
+def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir: Path,
+                  run_dir: Path | None = None) -> DesignSpec:
     if sec.has("table"):
         table = sec.take("table")
         if isinstance(table, str):
-            path = Path(table) if Path(table).is_absolute() else workflow_dir / table
+            path = _table_path(sec, table, workflow_dir, run_dir)
             try:
                 values = read_table(path, names)
             except (OSError, ValueError) as exc:
@@ -143,9 +166,10 @@ def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir:
             values, source = np.asarray(rows), "inline"
         else:
             raise sec.error("table", "must be a CSV file name or a list of {parameter: value} rows")
+        twins = _twins(sec)
         sec.finish()
         return DesignSpec(name=name, method="table", n=len(values), table=tuple(map(tuple, values.tolist())),
-                          table_source=source)
+                          table_source=source, twins=twins)
     n = sec.take("n", positive_int)
     seed = sec.take("seed", nonnegative_int)
     widen = sec.take("widen", number, default=0.0)
@@ -153,9 +177,40 @@ def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir:
         raise sec.error("widen", f"must be a fraction in [0, 1] of each range's width, got {widen:g}")
     opt = sec.take("optimization", choice("random-cd", "lloyd", "none"), default="random-cd")
     sec.take("method", choice("lhs"), default="lhs")
+    twins = _twins(sec)
     sec.finish()
     return DesignSpec(name=name, method="lhs", n=n, seed=seed, widen=widen,
-                      optimization=None if opt == "none" else opt)
+                      optimization=None if opt == "none" else opt, twins=twins)
+
+
+# The LCDM projection of a w0waCDM point: the twin of the hybrid emulator's
+# B_COLA(theta) / B_COLA(theta_LCDM), run with the same seed so that cosmic
+# variance and the code's own errors cancel in the ratio (arXiv:2404.12344).
+LCDM_PROJECTION = {"w0": -1.0, "wa": 0.0}
+TWIN_SUFFIX = "-lcdm"
+
+
+def _twins(sec: Section) -> str | None:
+    twins = sec.take("twins", choice("lcdm", "none"), default="none")
+    return None if twins == "none" else twins
+
+
+def _check_twins(sec: Section, box: ParameterBox, fixed: dict[str, float], designs) -> None:
+    """Twins need a dark-energy parameter that varies and an LCDM point inside the box."""
+    for d in designs:
+        if not d.twins:
+            continue
+        if not set(LCDM_PROJECTION) & set(box.names):
+            raise sec.error(f"designs.{d.name}.twins", "lcdm twins need w0 or wa among simulate.parameters")
+        for name, value in LCDM_PROJECTION.items():
+            if name in box.names:
+                lo, hi = box.lower[box.names.index(name)], box.upper[box.names.index(name)]
+                if not lo <= value <= hi:
+                    raise sec.error(f"designs.{d.name}.twins", f"the LCDM value {name}={value:g} lies outside "
+                                                               f"simulate.parameters.{name} [{lo:g}, {hi:g}]")
+            elif fixed.get(name) != value:
+                raise sec.error(f"designs.{d.name}.twins", f"lcdm twins need {name} varied or fixed at {value:g}, "
+                                                           f"it is fixed at {fixed.get(name):g}")
 
 
 def _sim_config(sec: Section, z_out: tuple[float, ...], k_max: float | None, nk: int | None, threads: int):
@@ -225,10 +280,13 @@ def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
     dsec = sec.sub("designs")
     designs = []
     for dname in list(dsec.keys()):
-        if not isinstance(dname, str) or not dname.replace("_", "").isalnum():
+        try:
+            file_name(dname)
+        except ValueError:
             dsec.take(dname)
-            raise dsec.error(str(dname), "design names must be letters, digits and underscores")
-        designs.append(_parse_design(dsec.sub(dname), dname, box.names, Path(info.get("workflow_dir", "."))))
+            raise dsec.error(str(dname), f"design names must be {FILE_NAME_RULE}") from None
+        designs.append(_parse_design(dsec.sub(dname), dname, box.names, Path(info.get("workflow_dir", ".")),
+                                     info.get("run_dir")))
     if not designs:
         raise dsec.error(None, "define at least one design, e.g. train: {n: 16, seed: 1}")
     for d in designs:
@@ -239,6 +297,12 @@ def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
                 if not wide.contains(np.asarray(d.table)).all():
                     raise dsec.error(d.name, "table points lie far outside simulate.parameters")
 
+    _check_twins(sec, box, fixed, designs)
+    seed_from = sec.take("seed_from", string, default=None)
+    if seed_from is not None:
+        seed_from = Path(seed_from) if Path(seed_from).is_absolute() else Path(info.get("workflow_dir", ".")) / seed_from
+        if not seed_from.is_dir():
+            raise sec.error("seed_from", f"{seed_from} is not a directory of <design>.h5 datasets")
     z_out = _redshifts(sec)
     ksec = sec.sub("k", default={})
     k_max = ksec.take("max", positive_number, default=None)
@@ -259,7 +323,8 @@ def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
             raise sec.error("memory_per_task", f"must be auto or a size such as 2GB, got {mem!r}") from None
     sec.finish()
     return SimulateSettings(box=box, fixed=fixed, designs=tuple(designs), sim=sim, retries=retries,
-                            threads_per_task=threads, memory_per_task=memory, source=sec.source)
+                            threads_per_task=threads, memory_per_task=memory, source=sec.source,
+                            seed_from=seed_from)
 
 
 # -- designs --------------------------------------------------------------------
@@ -275,8 +340,22 @@ def design_points(settings: SimulateSettings) -> dict[str, tuple[list[str], np.n
         else:
             box, values = settings.box, np.asarray(d.table, dtype=float)
         ids = [f"{d.name}-{i:04d}" for i in range(len(values))]
+        if d.twins:
+            ids, values = _with_lcdm_twins(ids, values, box.names)
         out[d.name] = (ids, values, box)
     return out
+
+
+def _with_lcdm_twins(ids: list[str], values: np.ndarray, names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    """Each point followed by its LCDM projection (id + TWIN_SUFFIX), so that a partly run
+    campaign holds complete pairs."""
+    twins = values.copy()
+    for name, value in LCDM_PROJECTION.items():
+        if name in names:
+            twins[:, names.index(name)] = value
+    both = np.empty((2 * len(values), values.shape[1]))
+    both[0::2], both[1::2] = values, twins
+    return [s for sid in ids for s in (sid, sid + TWIN_SUFFIX)], both
 
 
 def cosmology_of(settings: SimulateSettings, row: np.ndarray):
@@ -302,14 +381,16 @@ def sim_path(run_dir: Path, design: str, sim_id: str) -> Path:
 
 # -- the task (runs on a worker) ------------------------------------------------
 def _matches(path: Path, cosmo, config) -> bool:
-    """A complete file whose stored cosmology and physics settings equal the requested ones."""
-    from sims.io import is_complete, read_config
+    """A complete file that passes its checksums and whose stored cosmology and physics
+    settings equal the requested ones; a damaged one is logged and so re-simulated."""
+    from sims.io import read_config
 
-    if not is_complete(path):
-        return False
     try:
         stored_cosmo, stored_config = read_config(path)
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as exc:
+        log.warning("%s; it will be re-simulated", exc)
         return False
     same_cosmo = all(math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or a == b
                      for a, b in zip(stored_cosmo.to_dict().values(), cosmo.to_dict().values()))
@@ -317,14 +398,21 @@ def _matches(path: Path, cosmo, config) -> bool:
 
 
 def _write_failure(path: Path, sim_id: str, exc: BaseException) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Best effort: the record must never hide the failure it records (on a full or
+    read-only disk it cannot be written; then no partial temp file is left either)."""
     tmp = path.with_suffix(".failed.tmp")
-    tmp.write_text(json.dumps({
-        "id": sim_id, "host": socket.gethostname(), "pid": os.getpid(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "error": f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }, indent=1))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({
+            "id": sim_id, "host": socket.gethostname(), "pid": os.getpid(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        }, indent=1))
+        os.replace(tmp, path)
+    except OSError as record_exc:
+        log.warning("cannot record the failure of %s in %s: %s", sim_id, path, record_exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: str, provenance: dict) -> dict:
@@ -354,7 +442,8 @@ def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: 
         result = run_simulation(cosmo, config, progress=False)
         result = dataclasses.replace(result, extra={**result.extra, **provenance, "sim_id": sim_id,
                                                     "worker": where})
-        write_result(out, result)
+        with naming_file(out):
+            write_result(out, result)
     except BaseException as exc:
         # Kept next to the results so `cosmopipe status` can show it; cleared on success.
         _write_failure(failed, sim_id, exc)
@@ -376,28 +465,27 @@ def _fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def check_run_dir(settings: SimulateSettings, run_dir: Path) -> None:
-    """Refuse to mix physics: an existing campaign.json must equal this workflow's fingerprint."""
-    path = run_dir / "campaign.json"
-    new = json.loads(json.dumps(settings.fingerprint()))
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = _fingerprint_diff(old, new)
-        if diff:
-            shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} differences)" if len(diff) > 6 else "")
-            raise ConfigError(settings.source, "simulate",
-                              f"the run directory {run_dir} holds simulations made with other physics settings "
-                              f"({shown}). Use a new run_dir (or --run-dir) or remove the old one; results are "
-                              f"never mixed.")
+    """:func:`verify_run_dir`, then record this workflow's fingerprint in a new run directory."""
+    if verify_run_dir(settings, run_dir):
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "campaign.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(new, indent=1))
-    os.replace(tmp, path)
+    try:
+        with naming_file(path):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(json.loads(json.dumps(settings.fingerprint())), indent=1))
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def campaign_status(run_dir: Path) -> dict[str, dict[str, list[str]]]:
-    """design -> {'done': ids, 'failed': ids, 'missing': ids} from the files in a run directory."""
-    from sims.io import is_complete
+def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """design -> {'done', 'failed', 'missing', 'corrupt': ids; 'unverified': the done ids of
+    files written before checksums; 'reasons': {id: why corrupt}} from a run directory.
+
+    Every simulation file is read and checked (checksums, completeness); a damaged
+    one is 'corrupt' (never an exception) and the next run re-simulates it."""
+    from sims.io import check
 
     designs_dir = run_dir / "designs"
     if not (run_dir / "campaign.json").is_file() or not designs_dir.is_dir():
@@ -405,24 +493,33 @@ def campaign_status(run_dir: Path) -> dict[str, dict[str, list[str]]]:
     out = {}
     for table in sorted(designs_dir.glob("*.csv")):
         design = table.stem
-        with table.open() as fh:
-            ids = [line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()]
-        status = {"done": [], "failed": [], "missing": []}
+        try:
+            with table.open() as fh:
+                ids = [line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise RunDirError(f"{table}: damaged design table (not text: undecodable byte at offset "
+                              f"{exc.start})") from None
+        status = {"done": [], "failed": [], "missing": [], "corrupt": [], "unverified": [], "reasons": {}}
         for sid in ids:
             path = sim_path(run_dir, design, sid)
-            if is_complete(path):
-                status["done"].append(sid)
-            elif path.with_suffix(".failed").is_file():
-                status["failed"].append(sid)
+            try:
+                verified = check(path)
+            except FileNotFoundError:
+                status["failed" if path.with_suffix(".failed").is_file() else "missing"].append(sid)
+            except (OSError, ValueError) as exc:
+                status["corrupt"].append(sid)
+                status["reasons"][sid] = str(exc)
             else:
-                status["missing"].append(sid)
+                status["done"].append(sid)
+                if not verified:
+                    status["unverified"].append(sid)
         out[design] = status
     return out
 
 
 # -- consolidation ----------------------------------------------------------------
 def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: list[str], box: ParameterBox,
-                workflow_raw: dict) -> Path | None:
+                workflow_raw: dict, quiet: bool = False) -> Path | None:
     """Gather the complete simulations of a design into datasets/<design>.h5."""
     from sims.cosmology import Cosmology
     from sims.io import is_complete, read_result
@@ -448,12 +545,14 @@ def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: lis
         boost=np.stack([r.boost for r in results]), pk=np.stack([r.pk for r in results]),
         pk_lin=np.stack([r.pk_lin for r in results]), nmodes=results[0].nmodes,
         sim_ids=tuple(present), timings=np.array([r.timings.get("total", np.nan) for r in results]),
+        pk_runs=(np.stack([r.pk_runs for r in results])
+                 if len({r.pk_runs.shape for r in results}) == 1 else None),
         attrs={"design": design, "sim_config": json.dumps(settings.fingerprint()["simulation"]),
                "workflow": json.dumps(workflow_raw, default=str), "code_version": code_version(),
                "missing": json.dumps(missing)},
     )
     path = write_dataset(run_dir / "datasets" / f"{design}.h5", ds)
-    if missing:
+    if missing and not quiet:
         log.warning("dataset %s: %d of %d simulations missing (%s%s)", path, len(missing), len(ids),
                     ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
     return path
@@ -481,6 +580,13 @@ def _resources(client, need_memory: int, need_cores: int) -> dict | None:
     return res
 
 
+def _interleaved(tasks: list, points: dict) -> list:
+    """Designs mixed in proportion (train, train, train, train, test, ...): a campaign
+    stopped part-way then holds test simulations to validate what its training ones give."""
+    position = {(d, sid): i / len(ids) for d, (ids, _, _) in points.items() for i, sid in enumerate(ids)}
+    return sorted(tasks, key=lambda t: position[(t[0], t[1])])
+
+
 def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
     from distributed import as_completed
     from tqdm.auto import tqdm
@@ -493,10 +599,15 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
     points = design_points(settings)
     tasks = []
     for design, (ids, values, box) in points.items():
-        write_table(run_dir / "designs" / f"{design}.csv", box.names, values, ids)
+        with naming_file(run_dir / "designs" / f"{design}.csv"):
+            write_table(run_dir / "designs" / f"{design}.csv", box.names, values, ids)
         for sid, row in zip(ids, values):
             tasks.append((design, sid, cosmology_of(settings, row)))
+    from .archive import seed_run_dir
+
+    seed_run_dir(settings, run_dir, points)
     todo = [t for t in tasks if not _matches(sim_path(run_dir, t[0], t[1]), t[2], settings.sim)]
+    todo = _interleaved(todo, points)
     log.info("simulate: %d simulations in %d design(s); %d already complete, %d to run",
              len(tasks), len(points), len(tasks) - len(todo), len(todo))
     failures = []
@@ -515,6 +626,7 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
         bar = tqdm(total=len(futures), desc="simulations", unit="sim", disable=not ctx.progress, smoothing=0.1)
         # Log lines go above the bar instead of breaking it (root holds the console handler).
         redirect = logging_redirect_tqdm(loggers=[logging.root]) if ctx.progress else contextlib.nullcontext()
+        finished = 0
         with redirect:
             for fut in as_completed(futures):
                 sid = futures[fut]
@@ -524,11 +636,24 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
                              info["seconds"])
                 else:
                     exc = fut.exception()
+                    if fatal_os_error(exc):
+                        # A full or read-only disk fails every task alike: stop at the first.
+                        for other in futures:
+                            other.cancel()
+                        bar.close()
+                        raise RunDirError(f"{describe_os_error(exc)} (while writing simulation {sid}; the "
+                                          f"other simulations were stopped, finished ones are kept)")
                     tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
                     log.error("%s failed after %d retries: %s: %s\n%s", sid, settings.retries,
                               type(exc).__name__, exc, tb)
                     failures.append(sid)
                 bar.update(1)
+                finished += 1  # counted here: a disabled bar (--no-progress) counts nothing
+                if finished % CONSOLIDATE_EVERY == 0 and finished < len(futures):
+                    # A long campaign's results survive the machine: the datasets are kept
+                    # current, to be committed and to seed a new run directory (seed_from).
+                    for design, (ids, _, box) in points.items():
+                        consolidate(settings, run_dir, design, ids, box, ctx.workflow.raw, quiet=True)
         bar.close()
     for design, (ids, _, box) in points.items():
         path = consolidate(settings, run_dir, design, ids, box, ctx.workflow.raw)
@@ -544,6 +669,30 @@ def _duration(core_seconds: float) -> str:
     if core_seconds < 3600:
         return f"{core_seconds:.3g} core-seconds"
     return f"{core_seconds / 3600:.3g} core-hours"
+
+
+def _wall_estimate(settings: SimulateSettings, spec, n_tasks: int, core_seconds: float) -> list[str]:
+    """Wall time and allocated core-hours of the campaign on the workflow's cluster (a plan estimate)."""
+    from .cluster import cluster_slots, max_jobs, walltime_seconds
+
+    slots = cluster_slots(spec, settings.threads_per_task, task_memory_bytes(settings))
+    if not slots:
+        return ["estimated wall time: unknown (the workers of an existing scheduler are not known before the run)"
+                if slots is None else "estimated wall time: never (no worker can hold one simulation)"]
+    task_wall = core_seconds / settings.threads_per_task
+    wall = math.ceil(n_tasks / slots) * task_wall
+    if spec.kind == "local":
+        cores = os.cpu_count() or 1
+    else:
+        cores = max_jobs(spec) * spec.jobqueue["cores"]
+    lines = [f"estimated wall time: {wall / 3600:,.3g} h ({slots} simulations at once, {task_wall:,.3g} s each); "
+             f"{wall * cores / 3600:,.4g} core-hours allocated on {cores} cores"]
+    if spec.kind in ("slurm", "pbs") and wall > walltime_seconds(spec.jobqueue["walltime"]):
+        jq = spec.jobqueue
+        lines.append(f"warning: the campaign outlasts one job's walltime ({jq['walltime']})"
+                     + ("" if jq["worker_lifetime"] and "adaptive" in jq else
+                        f": set cluster.{spec.kind}.worker_lifetime and adaptive so replacement jobs continue it"))
+    return lines
 
 
 def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
@@ -571,6 +720,7 @@ def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
         f"= {_duration(core_seconds)} per task, {n_total * core_seconds / 3600:,.3g} core-hours in all "
         f"(COLA evolution only; initial conditions and {len(sim.z_out)} spectrum measurements add to it)",
         f"cluster: {ctx.workflow.cluster.describe()}",
+        *_wall_estimate(settings, ctx.workflow.cluster, n_total, core_seconds),
         f"run directory: {ctx.run_dir}",
     ]
     if (ctx.run_dir / "campaign.json").is_file():
@@ -584,4 +734,4 @@ def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
 
 
 STAGES = [Stage("simulate", parse_simulate, run_simulate, plan_simulate,
-                help="COLA simulations of the training and test designs")]
+                help="COLA simulations of the training and test designs", check=check_simulate)]

@@ -2,7 +2,8 @@
 
 Top level of a workflow file::
 
-    name: quickstart            # names the run directory (default: the file stem)
+    name: quickstart            # names the run directory (default: the file stem); letters,
+                                # digits and underscores, as it becomes part of file names
     run_dir: out/quickstart     # default: out/<name>, relative to the working directory
     data_dir: ../shared/data    # optional; else $COSMOPIPE_DATA
     cluster: local              # see pipeline.cluster
@@ -22,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import ConfigError, Section, load_yaml, optional, string
+from .schema import ConfigError, Section, file_name, load_yaml, optional, string
 
 __all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry", "run_workflow"]
 
@@ -42,6 +44,9 @@ class Stage:
     parse(section, workflow_info) -> settings (frozen; raise ConfigError via section.error)
     run(settings, ctx) -> None
     plan(settings, ctx) -> str: what a --dry-run prints (optional)
+    check(settings, ctx) -> None: checks that need the machine (memory, an existing run
+        directory's contents); raise ConfigError. Run for every stage before anything is
+        written to the run directory, so a refused workflow leaves nothing behind (optional)
     """
 
     name: str
@@ -49,6 +54,7 @@ class Stage:
     run: Callable[[Any, "RunContext"], None]
     plan: Callable[[Any, "RunContext"], str] | None = None
     help: str = ""
+    check: Callable[[Any, "RunContext"], None] | None = None
 
 
 def stage_registry() -> dict[str, Stage]:
@@ -77,19 +83,20 @@ _TOP_KEYS = ("name", "run_dir", "data_dir", "cluster", "description")
 
 def load_workflow(path: str | Path, cluster_override: str | None = None, run_dir: str | Path | None = None) -> Workflow:
     """Read and validate a workflow file (every error names file and key path)."""
-    from .cluster import parse_cluster
+    from .cluster import merge_cluster, parse_cluster
 
     path = Path(path)
     raw = load_yaml(path)
     source = str(path)
     top = Section(raw, "", source)
-    name = top.take("name", string, default=path.stem)
+    # The file stem, made a valid name, when the workflow gives none.
+    name = top.take("name", file_name, default=re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:64] or "workflow")
     top.take("description", string, default="")
     configured = Path(top.take("run_dir", string, default=f"out/{name}"))
     run_dir = Path(run_dir) if run_dir is not None else configured
     data_dir = top.take("data_dir", optional(string), default=None)
-    cluster = parse_cluster(top.take("cluster", default="local") if cluster_override is None else cluster_override,
-                            source, "cluster" if cluster_override is None else "--cluster")
+    cluster = parse_cluster(merge_cluster(top.take("cluster", default="local"), cluster_override),
+                            source, "cluster")
     registry = stage_registry()
     info = {"name": name, "source": source, "run_dir": run_dir, "data_dir": data_dir, "raw": raw,
             "workflow_dir": path.parent}
@@ -118,14 +125,24 @@ class RunContext:
         self._own_client = client is None  # an injected client is the caller's to close
 
     def path(self, *parts: str) -> Path:
-        return self.run_dir.joinpath(*parts)
+        """RUN_DIR/parts...; refuses a path that would leave the run directory."""
+        out = self.run_dir.joinpath(*parts)
+        # Lexical, not resolved: a run directory may hold symlinks to other disks on purpose.
+        root, target = Path(os.path.normpath(self.run_dir)), Path(os.path.normpath(out))
+        if target != root and root not in target.parents:
+            raise ConfigError(self.workflow.source, "", f"output path {out} leaves the run directory {self.run_dir}")
+        return out
+
+    @property
+    def client_started(self) -> bool:
+        return self._client is not None
 
     def client(self):
         """The Dask client of the workflow's cluster, started on first use."""
         if self._client is None:
             from .cluster import start_cluster
 
-            self._cluster, self._client = start_cluster(self.workflow.cluster, self.log)
+            self._cluster, self._client = start_cluster(self.workflow.cluster, self.log, run_dir=self.run_dir)
         return self._client
 
     def close(self) -> None:
@@ -140,11 +157,16 @@ def _save_resolved(workflow: Workflow) -> None:
     """The resolved configuration goes into the run directory (human-readable)."""
     import yaml
 
-    workflow.run_dir.mkdir(parents=True, exist_ok=True)
+    from .rundir import naming_file
+
     target = workflow.run_dir / "workflow.yaml"
     tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(workflow.raw, sort_keys=False))
-    os.replace(tmp, target)
+    try:
+        with naming_file(target):
+            tmp.write_text(yaml.safe_dump(workflow.raw, sort_keys=False))
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = False,
@@ -160,23 +182,30 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
     if not names:
         raise ConfigError(workflow.source, "", f"the workflow defines no stages; known stages: {', '.join(registry)}")
     ctx = RunContext(workflow, progress=progress, resume=resume, client=client)
-    if dry_run:
-        for name in names:
-            stage = registry[name]
-            text = stage.plan(workflow.stages[name], ctx) if stage.plan else "(no plan available)"
-            print(f"[{name}]\n{text}\n")
-        return
-    _save_resolved(workflow)
     from .logs import attach_run_log
+    from .rundir import remove_stale_temp_files, run_dir_lock
 
-    with attach_run_log(workflow.run_dir / "run.log"):
-        try:
+    try:
+        # Everything that can refuse the workflow runs before the first write.
+        for name in names:
+            if registry[name].check is not None:
+                registry[name].check(workflow.stages[name], ctx)
+        if dry_run:
             for name in names:
-                log.info("stage %s: starting (run directory %s)", name, workflow.run_dir)
-                registry[name].run(workflow.stages[name], ctx)
-                log.info("stage %s: done", name)
-        finally:
-            ctx.close()
+                stage = registry[name]
+                text = stage.plan(workflow.stages[name], ctx) if stage.plan else "(no plan available)"
+                print(f"[{name}]\n{text}\n")
+            return
+        with run_dir_lock(workflow.run_dir):
+            remove_stale_temp_files(workflow.run_dir)
+            _save_resolved(workflow)
+            with attach_run_log(workflow.run_dir / "run.log"):
+                for name in names:
+                    log.info("stage %s: starting (run directory %s)", name, workflow.run_dir)
+                    registry[name].run(workflow.stages[name], ctx)
+                    log.info("stage %s: done", name)
+    finally:
+        ctx.close()
 
 
 def to_json(obj: Any) -> str:

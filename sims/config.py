@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["SimConfig", "ASSIGNMENTS", "STEP_SPACINGS"]
+__all__ = ["SimConfig", "ASSIGNMENTS", "STEP_SPACINGS", "MemoryLimitError", "available_memory_bytes", "check_memory"]
 
 ASSIGNMENTS = ("ngp", "cic", "tsc", "pcs")
 STEP_SPACINGS = ("linear", "log")
@@ -22,15 +23,11 @@ def _bad(name: str, msg: str, value: Any) -> ValueError:
 
 
 def _int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    # Typed as in a workflow file (pipeline.schema): no strings, no floats, no bools,
+    # so '32' or 32.0 is refused the same way in YAML and in Python.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _bad(name, "expected an integer", value)
-    try:
-        f = float(value)
-    except ValueError:
-        raise _bad(name, "expected an integer", value) from None
-    if not math.isfinite(f) or f != int(f):
-        raise _bad(name, "expected an integer", value)
-    out = int(f)
+    out = int(value)
     if out < lo or (hi is not None and out > hi):
         rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise _bad(name, f"must be an integer in {rng}", value)
@@ -38,12 +35,9 @@ def _int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
 
 
 def _float(name: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _bad(name, "expected a number", value)
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise _bad(name, "expected a number", value) from None
+    out = float(value)
     if not math.isfinite(out) or out < lo or out > hi or (lo_open and out == lo):
         bracket = "(" if lo_open else "["
         raise _bad(name, f"must be a number in {bracket}{lo:g}, {hi:g}]", value)
@@ -124,12 +118,12 @@ class SimConfig:
         s(self, "steps", _int("steps", self.steps, 1, 10000))
         s(self, "z_init", _float("z_init", self.z_init, 0.0, 1000.0, lo_open=True))
         z_out = self.z_out
-        if isinstance(z_out, (int, float, str)):
+        if isinstance(z_out, numbers.Real) and not isinstance(z_out, bool):
             z_out = (z_out,)
-        try:
-            z_out = tuple(float(z) for z in z_out)
-        except (TypeError, ValueError):
-            raise _bad("z_out", "expected a list of numbers", self.z_out) from None
+        if isinstance(z_out, (str, bytes)) or not hasattr(z_out, "__iter__") or any(
+                isinstance(z, bool) or not isinstance(z, numbers.Real) for z in z_out):
+            raise _bad("z_out", "expected a list of numbers", self.z_out)
+        z_out = tuple(float(z) for z in z_out)
         if not z_out:
             raise _bad("z_out", "at least one output redshift is needed", self.z_out)
         if any(not math.isfinite(z) or z < 0 for z in z_out):
@@ -207,3 +201,47 @@ class SimConfig:
         n_mesh = max(self.mesh, self.pk_mesh) ** 3
         per_cell = 4 * (2 + 2 + 1)  # real, complex (~2 x real), one private deposit grid
         return int(n_part * per_particle + n_mesh * per_cell)
+
+
+# -- memory guard -------------------------------------------------------------
+class MemoryLimitError(MemoryError):
+    """A simulation refused before it starts because it would not fit in memory."""
+
+
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """MemAvailable of this machine [bytes]: what can be allocated without swapping;
+    None where the kernel does not report it (then no limit is applied)."""
+    try:
+        with open(meminfo) as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def check_memory(config: SimConfig, memory_limit: int | None = None) -> None:
+    """Refuse a run whose engine memory estimate exceeds ``memory_limit`` [bytes]
+    (default: MemAvailable): numpy would otherwise fail deep inside, or the kernel kill it."""
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                     or memory_limit <= 0):
+        raise ValueError(f"memory_limit: expected a positive number of bytes, got {memory_limit!r}")
+    limit, what = memory_limit, "the given memory limit"
+    if limit is None:
+        limit, what = available_memory_bytes(), "available memory (MemAvailable in /proc/meminfo)"
+        if limit is None:
+            return
+    need = config.memory_estimate_bytes()
+    if need > limit:
+        raise MemoryLimitError(
+            f"simulation with {config.particles}^3 particles and a {max(config.mesh, config.pk_mesh)}^3 mesh "
+            f"needs about {_size(need)} (engine estimate) but {what} is {_size(limit)}; use fewer particles "
+            f"or a smaller mesh, or raise the limit (memory_limit=, --max-memory)")

@@ -48,7 +48,8 @@ PARAMETER_RANGES: dict[str, tuple[float, float]] = {
 
 def _as_float(name: str, value: Any) -> float:
     """Convert ``value`` to float or raise a ValueError naming ``name``."""
-    if isinstance(value, bool):
+    # Typed as in a workflow file (pipeline.schema.number): '0.7' and True are refused.
+    if isinstance(value, (bool, str, bytes)):
         raise ValueError(f"cosmology parameter {name}: expected a number, got {value!r}")
     try:
         out = float(value)

@@ -1,6 +1,6 @@
 """One simulation result <-> one HDF5 file.
 
-Layout (format "cosmopipe-sim", format_version 1)::
+Layout (format "cosmopipe-sim", format_version 2)::
 
     /k        (nk,)          bin wavenumbers [h/Mpc]
     /z        (nz,)          output redshifts, decreasing
@@ -15,6 +15,9 @@ Layout (format "cosmopipe-sim", format_version 1)::
     /timings     attrs: seconds per stage
     root attrs:  format, format_version, seed, code_version, extra (JSON),
                  complete (written last)
+    checksums    (version 2) attr "sha256" on every array, "attrs_sha256" on every
+                 group and the root (see sims.integrity); verified on every read.
+                 Version 1 files (no checksums) are still read, unverified.
 
 Files are written atomically (temp file in the same directory, fsync,
 rename), so a reader sees either the previous file or a complete new one.
@@ -34,12 +37,17 @@ import numpy as np
 
 from .config import SimConfig
 from .cosmology import Cosmology
+from .integrity import GROUP_ATTR, CorruptFileError, reading, seal, text, texts, verify
 from .result import SimResult
 
-__all__ = ["atomic_hdf5", "write_result", "read_result", "read_config", "is_complete", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["atomic_hdf5", "write_result", "read_result", "read_config", "is_complete", "check",
+           "CorruptFileError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "cosmopipe-sim"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 files (no checksums) are still read: a campaign may be writing them.
+_READABLE_VERSIONS = (1, 2)
+_HINT = "delete it to re-simulate"
 
 _ARRAYS = ("k", "z", "pk", "pk_lin", "boost", "nmodes", "pk_runs")
 _UNITS = {
@@ -70,7 +78,7 @@ def _write_arrays(f: h5py.File, result: SimResult) -> None:
         data = np.asarray(getattr(result, name))
         dset = f.create_dataset(name, data=data)
         if _UNITS[name]:
-            dset.attrs["units"] = _UNITS[name]
+            dset.attrs["units"] = text(_UNITS[name])
 
 
 def _write_metadata(f: h5py.File, result: SimResult, extra_json: str) -> None:
@@ -85,19 +93,21 @@ def _write_metadata(f: h5py.File, result: SimResult, extra_json: str) -> None:
             none_fields.append(name)
         elif isinstance(value, tuple):
             config.attrs[name] = np.asarray(value, dtype=float)
+        elif isinstance(value, str):
+            config.attrs[name] = text(value)
         else:
             config.attrs[name] = value
-    config.attrs["none_fields"] = np.asarray(none_fields, dtype=h5py.string_dtype())
+    config.attrs["none_fields"] = texts(none_fields)
 
     timings = f.create_group("timings")
     for name, seconds in result.timings.items():
         timings.attrs[name] = float(seconds)
 
-    f.attrs["format"] = FORMAT
+    f.attrs["format"] = text(FORMAT)
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["seed"] = result.config.seed
-    f.attrs["code_version"] = result.version
-    f.attrs["extra"] = extra_json
+    f.attrs["code_version"] = text(result.version)
+    f.attrs["extra"] = text(extra_json)
 
 
 def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
@@ -149,14 +159,15 @@ def write_result(path: str | os.PathLike, result: SimResult) -> Path:
     with atomic_hdf5(path) as f:
         _write_arrays(f, result)
         _write_metadata(f, result, extra_json)
+        seal(f)
         # Last, so a file with 'complete' has everything else.
         f.attrs["complete"] = True
     return path
 
 
 # -- reading ----------------------------------------------------------------
-def _not_complete(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path}: not a complete cosmopipe simulation file ({why})")
+def _not_complete(path: Path, why: str) -> CorruptFileError:
+    return CorruptFileError(path, f"not a complete cosmopipe simulation file ({why})")
 
 
 def _python_value(value: Any) -> Any:
@@ -170,8 +181,8 @@ def _python_value(value: Any) -> Any:
     return value
 
 
-def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
-    """Open and validate the header of a cosmopipe file."""
+def _open(path: str | os.PathLike) -> tuple[Path, h5py.File, int]:
+    """Open a cosmopipe simulation file and validate its header; returns its format_version too."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -184,18 +195,19 @@ def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
             fmt = _python_value(f.attrs.get("format"))
             version = _python_value(f.attrs.get("format_version"))
             complete = _python_value(f.attrs.get("complete", False))
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, UnicodeError, TypeError, ValueError) as exc:
             raise _not_complete(path, f"unreadable header: {exc}") from None
         if fmt != FORMAT:
             raise _not_complete(path, f"format attribute is {fmt!r}, expected {FORMAT!r}")
-        if version != FORMAT_VERSION:
-            raise _not_complete(path, f"format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+        if version not in _READABLE_VERSIONS:
+            raise _not_complete(path, f"format_version {version!r} is not supported (expected one of "
+                                      f"{', '.join(map(str, _READABLE_VERSIONS))})")
         if complete is not True:
             raise _not_complete(path, "the 'complete' flag is missing: the write was interrupted")
     except BaseException:
         f.close()
         raise
-    return path, f
+    return path, f, int(version)
 
 
 def _read_cosmology(path: Path, f: h5py.File) -> Cosmology:
@@ -219,41 +231,59 @@ def _read_sim_config(path: Path, f: h5py.File) -> SimConfig:
     return SimConfig(**kwargs)
 
 
+def _read_arrays(path: Path, f: h5py.File, version: int) -> dict[str, np.ndarray]:
+    """The spectra; version 2 files are checked against their checksums (metadata included)."""
+    if version >= 2:
+        arrays = verify(f, path, _HINT)
+    else:
+        arrays = {name: f[name][()] for name in _ARRAYS if name in f}
+    missing = [name for name in _ARRAYS if name not in arrays]
+    if missing:
+        raise _not_complete(path, f"marked complete but lacks the dataset(s) {', '.join(missing)}")
+    return {name: arrays[name] for name in _ARRAYS}
+
+
+def _load(path: str | os.PathLike) -> tuple[SimResult, bool]:
+    """(result, verified): verified is False for version 1 files, which carry no checksums."""
+    path, f, version = _open(path)
+    with f, reading(path, "simulation content"):
+        arrays = _read_arrays(path, f, version)
+        cosmology = _read_cosmology(path, f)
+        config = _read_sim_config(path, f)
+        timings = {name: float(v) for name, v in f["timings"].attrs.items() if name != GROUP_ATTR}
+        code_version = _python_value(f.attrs["code_version"])
+        extra = json.loads(_python_value(f.attrs["extra"]))
+        result = SimResult(**arrays, cosmology=cosmology, config=config, timings=timings, version=code_version,
+                           extra=extra)
+    return result, version >= 2
+
+
 def read_config(path: str | os.PathLike) -> tuple[Cosmology, SimConfig]:
-    """Cosmology and settings of a simulation file, without loading the spectra."""
-    path, f = _open(path)
-    with f:
-        try:
-            return _read_cosmology(path, f), _read_sim_config(path, f)
-        except (KeyError, OSError) as exc:
-            raise _not_complete(path, f"unreadable metadata: {exc}") from None
+    """Cosmology and settings of a simulation file (the whole file is checked first)."""
+    result, _ = _load(path)
+    return result.cosmology, result.config
 
 
 def read_result(path: str | os.PathLike) -> SimResult:
-    """Load a file written by :func:`write_result`.
+    """Load a file written by :func:`write_result`, verifying its checksums.
 
-    Raises ValueError "<path>: not a complete cosmopipe simulation file (...)"
-    for foreign, interrupted or corrupt files, FileNotFoundError if absent.
+    Raises CorruptFileError (a ValueError) "<path>: ..." for foreign,
+    interrupted, damaged or checksum-failing files, FileNotFoundError if absent.
     """
-    path, f = _open(path)
-    with f:
-        try:
-            arrays = {name: f[name][()] for name in _ARRAYS}
-            cosmology = _read_cosmology(path, f)
-            config = _read_sim_config(path, f)
-            timings = {name: float(v) for name, v in f["timings"].attrs.items()}
-            version = _python_value(f.attrs["code_version"])
-            extra = json.loads(_python_value(f.attrs["extra"]))
-        except (KeyError, OSError, json.JSONDecodeError) as exc:
-            raise _not_complete(path, f"unreadable content: {exc}") from None
-    return SimResult(**arrays, cosmology=cosmology, config=config, timings=timings, version=version, extra=extra)
+    return _load(path)[0]
+
+
+def check(path: str | os.PathLike) -> bool:
+    """Read and check a simulation file: True when its checksums were verified, False for
+    an intact-looking version 1 file (no checksums).  Raises CorruptFileError naming the
+    file and the reason, FileNotFoundError when absent."""
+    return _load(path)[1]
 
 
 def is_complete(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a complete cosmopipe simulation file (never raises)."""
+    """True when ``path`` is a complete simulation file that passes its checks (never raises)."""
     try:
-        _, f = _open(path)
+        _load(path)
     except (OSError, ValueError):
         return False
-    f.close()
     return True

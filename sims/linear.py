@@ -16,24 +16,33 @@ from .cosmology import N_EFF, T_CMB, Cosmology
 __all__ = ["camb_params", "LinearPower", "linear_power"]
 
 _VARS = {"cb": "delta_nonu", "tot": "delta_tot"}
+# How the sum of neutrino masses is split among CAMB's eigenstates.  Codes
+# differ: Cocoa's LSST-Y1 set-up uses one massive state (the Planck 2018
+# convention), the simulations three of equal mass.
+NEUTRINO_STATES = {"three_degenerate": 3, "one_massive": 1}
 
 
-def camb_params(cosmo: Cosmology, redshifts: Sequence[float] = (0.0,), kmax: float = 20.0):
-    """CAMBparams for ``cosmo``: three degenerate massive neutrinos, PPF dark
+def camb_params(cosmo: Cosmology, redshifts: Sequence[float] = (0.0,), kmax: float = 20.0,
+                neutrinos: str = "three_degenerate"):
+    """CAMBparams for ``cosmo``: massive neutrinos as ``neutrinos`` (a key of
+    NEUTRINO_STATES; default three degenerate), PPF dark
     energy (so w may cross -1), matter power up to ``kmax`` [h/Mpc] at
     ``redshifts``.  Omega_c is chosen so that Omega_c + Omega_b + Omega_nu
     equals Omega_m with CAMB's own neutrino density."""
     import camb
 
+    if neutrinos not in NEUTRINO_STATES:
+        raise ValueError(f"neutrinos: must be one of {', '.join(NEUTRINO_STATES)}, got {neutrinos!r}")
+    n_massive = NEUTRINO_STATES[neutrinos] if cosmo.m_nu > 0 else 0
     h = cosmo.h
     pars = camb.CAMBparams()
     pars.set_cosmology(H0=100.0 * h, ombh2=cosmo.Omega_b * h**2, omch2=cosmo.Omega_c * h**2,
-                       mnu=cosmo.m_nu, nnu=N_EFF, num_massive_neutrinos=3 if cosmo.m_nu > 0 else 0,
+                       mnu=cosmo.m_nu, nnu=N_EFF, num_massive_neutrinos=n_massive,
                        neutrino_hierarchy="degenerate", TCMB=T_CMB, omk=0.0)
     # CAMB's neutrino density differs slightly from 93.14 eV; keep Omega_m exact.
     omch2 = cosmo.Omega_m * h**2 - pars.ombh2 - pars.omnuh2
     pars.set_cosmology(H0=100.0 * h, ombh2=cosmo.Omega_b * h**2, omch2=omch2,
-                       mnu=cosmo.m_nu, nnu=N_EFF, num_massive_neutrinos=3 if cosmo.m_nu > 0 else 0,
+                       mnu=cosmo.m_nu, nnu=N_EFF, num_massive_neutrinos=n_massive,
                        neutrino_hierarchy="degenerate", TCMB=T_CMB, omk=0.0)
     pars.InitPower.set_params(As=cosmo.A_s, ns=cosmo.n_s, pivot_scalar=0.05)
     pars.set_dark_energy(w=cosmo.w0, wa=cosmo.wa, dark_energy_model="ppf")

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .cola import evolve, initial_state, time_steps
-from .config import SimConfig
+from .config import MemoryLimitError, SimConfig, available_memory_bytes, check_memory
 from .cosmology import Cosmology
 from .forces import PMForce
 from .growth import background_from_camb, growth_factors
@@ -18,7 +18,7 @@ from .mesh import set_threads
 from .power import PowerMeter, bin_modes
 from .result import SimResult
 
-__all__ = ["run_simulation"]
+__all__ = ["run_simulation", "check_memory", "available_memory_bytes", "MemoryLimitError"]
 
 log = logging.getLogger("cosmopipe.sims")
 
@@ -32,8 +32,12 @@ def _progress_bar(total: int, enabled: bool, desc: str):
     return bar.update, bar.close
 
 
-def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = True) -> SimResult:
+def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = True,
+                   memory_limit: int | None = None) -> SimResult:
     """Run COLA for ``cosmology`` with ``config`` and measure P(k, z) and the boost.
+
+    ``memory_limit`` [bytes] (default: MemAvailable) refuses up front, with
+    :class:`MemoryLimitError`, a run whose memory estimate exceeds it.
 
     The linear spectrum (CDM + baryons, from CAMB at z = 0) is scaled to the
     starting redshift with the growth factor D1 of the same background
@@ -43,6 +47,7 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
     """
     from pipeline.provenance import code_version, host_info
 
+    check_memory(config, memory_limit)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     threads = set_threads(config.threads if config.threads is not None else os.cpu_count())

@@ -22,7 +22,7 @@ def fake_engine(monkeypatch, make_result):
     """Replace the simulation engine; record what the CLI asked for."""
     calls = []
 
-    def fake(cosmology, config, progress):
+    def fake(cosmology, config, progress, memory_limit=None):
         calls.append((cosmology, config, progress))
         return make_result(cosmology, config)
 

@@ -48,10 +48,17 @@ def test_non_numeric_names_parameter(name, bad):
         Cosmology(**{name: bad})
 
 
-def test_numeric_strings_are_accepted():
-    # "0.3" is a number a config file may hand over; stored as float.
-    c = Cosmology(Omega_m="0.3")
-    assert c.Omega_m == 0.3 and isinstance(c.Omega_m, float)
+@pytest.mark.parametrize("name, value", [("Omega_m", "0.3"), ("h", "0.7"), ("Omega_b", b"0.049"), ("h", False)])
+def test_strings_and_bools_are_not_numbers(name, value):
+    # Typed as in a workflow file, where fixed: {Omega_b: "0.049"} is refused.
+    with pytest.raises(ValueError, match=rf"^cosmology parameter {name}: expected a number, got "):
+        Cosmology(**{name: value})
+
+
+def test_numpy_and_int_values_are_numbers():
+    c = Cosmology(Omega_m=np.float32(0.25), m_nu=0)
+    assert isinstance(c.Omega_m, float) and c.Omega_m == pytest.approx(0.25)
+    assert c.m_nu == 0.0 and isinstance(c.m_nu, float)
 
 
 def test_from_dict_rejects_unknown_names():
@@ -158,10 +165,25 @@ def test_bad_numbers(name, value):
         SimConfig(**{name: value})
 
 
-def test_integer_valued_float_accepted():
-    c = SimConfig(particles=64.0, steps="10")
-    assert c.particles == 64 and isinstance(c.particles, int)
-    assert c.steps == 10
+@pytest.mark.parametrize("name, value", [("particles", "32"), ("particles", 64.0), ("steps", "10"),
+                                         ("seed", True), ("mesh", 128.0)])
+def test_integer_settings_take_integers_only(name, value):
+    # Typed as in a workflow file, where positive_int refuses "32", 64.0 and true alike.
+    with pytest.raises(ValueError, match=rf"^simulation setting {name}: expected an integer, got "):
+        SimConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name, value", [("box", "256"), ("z_init", True), ("z_out", ("1", 0.0)),
+                                         ("z_out", "0")])
+def test_float_settings_refuse_strings_and_bools(name, value):
+    with pytest.raises(ValueError, match=rf"^simulation setting {name}: expected "):
+        SimConfig(**{name: value})
+
+
+def test_numpy_integers_are_integers():
+    c = SimConfig(particles=np.int64(32), box=np.float64(128), z_out=np.array([1.0, 0.0]))
+    assert c.particles == 32 and type(c.particles) is int
+    assert c.box == 128.0 and c.z_out == (1.0, 0.0)
 
 
 def test_flags_must_be_bool():

@@ -156,7 +156,7 @@ def test_round_trip(hybrid, tmp_path):
     np.testing.assert_array_equal(back.boost(K, [0.0, 1.0], p, ee2="surrogate"),
                                   hybrid.boost(K, [0.0, 1.0], p, ee2="surrogate"))
     with h5py.File(path, "r") as f:
-        assert f["ee2_lcdm"].attrs["kind"] == "boost"
+        assert f["ee2_lcdm"].attrs["kind"] == b"boost"
 
 
 def test_shear_power_uses_the_surrogate(hybrid, tmp_path):

@@ -41,18 +41,20 @@ def test_file_layout(tmp_path, make_result):
     result = make_result()
     path = write_result(tmp_path / "sim.h5", result)
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "cosmopipe-sim"
-        assert f.attrs["format_version"] == 1
+        # text is stored as fixed-length UTF-8 bytes (see sims.integrity.text)
+        assert f.attrs["format"] == b"cosmopipe-sim"
+        assert f.attrs["format_version"] == 2
         assert bool(f.attrs["complete"]) is True
         assert f.attrs["seed"] == result.config.seed
-        assert f.attrs["code_version"] == "0.1.0+gtest"
+        assert f.attrs["code_version"] == b"0.1.0+gtest"
         assert json.loads(f.attrs["extra"]) == result.extra
         assert f["pk"].shape == (3, result.k.size)
         assert f["pk_runs"].shape == (2, 3, result.k.size)
-        assert f["k"].attrs["units"] == "h/Mpc"
+        assert f["k"].attrs["units"] == b"h/Mpc"
         assert f["cosmology"].attrs["Omega_m"] == pytest.approx(0.319)
         assert f["timings"].attrs["total"] == 12.5
-        assert "cola_nlpt" in list(f["config"].attrs["none_fields"])
+        assert b"cola_nlpt" in list(f["config"].attrs["none_fields"])
+        assert len(f["pk"].attrs["sha256"]) == 64 and len(f.attrs["attrs_sha256"]) == 64
 
 
 def test_overwrite_replaces_file(tmp_path, make_result):

@@ -102,7 +102,10 @@ def test_model_xi_against_brute_force_integration():
     q = k / 0.21
     t = np.log(1 + 2.34 * q) / (2.34 * q) * (1 + 3.89 * q + (16.1 * q) ** 2 + (5.46 * q) ** 3 + (6.71 * q) ** 4) ** -0.25
     d = 1 / (1 + z[:, None]) ** 0.8
-    model = shear_model(lsst_y1_survey(), TablePower(k=k, z=z, pk=1.9e7 * k * t**2 * d**2))
+    from likelihoods.shear.conventions import Conventions
+
+    model = shear_model(lsst_y1_survey(), TablePower(k=k, z=z, pk=1.9e7 * k * t**2 * d**2),
+                        conventions=Conventions(xi_method="flat"))
     params = {"A_IA": 0.5, "dz_2": 0.01}
     xp, xm = model.xi(params)
     cosmo, nuis = model.split(params)

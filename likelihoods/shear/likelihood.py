@@ -23,6 +23,12 @@ working directory, or relative to the workflow's data_dir)::
                  noise_seed: null,                # integer: add one seeded noise realisation
                  power: {source: ee2}}            # power of the mock (EuclidEmulator2)
     covariance: {file: FILE}                      # .npy/.npz/text; else Gaussian at the fiducial
+    preset:     project | cosmolike               # conventions where codes differ; default project
+    conventions: {xi_method: curved | flat, xi_weights: exact | cosmolike,
+                  nz_rows: centres | lower_edges, nla_c1rho: '0.0134' | cosmolike,
+                  neutrinos: three_degenerate | one_massive,
+                  boost_extrapolation: constant | linear_log_k, cola_response: constant | unity}
+                  # each overrides the preset (likelihoods.shear.conventions)
 
 A generated mock is written with its covariance and provenance to
 ``<run_dir>/lsst_y1_shear_data.h5``.  Parameters missing from ``params`` take
@@ -48,6 +54,7 @@ import numpy as np
 from likelihoods.base import LikelihoodError, TheoryResult
 from sims.cosmology import Cosmology
 
+from .conventions import OPTIONS, PRESETS, Conventions, conventions_from
 from .covariance import check_covariance, gaussian_covariance, load_covariance
 from .hankel import theta_edges
 from .limber import ShearModel, nuisance_names, shear_model
@@ -215,7 +222,23 @@ def _wrap(sec, key: str, fn, *args, **kwargs):
         raise sec.error(key, str(exc)) from None
 
 
-def _power_from(sec, info, default_source: str = "ee2"):
+def _conventions_from(section) -> Conventions:
+    from pipeline.schema import choice
+
+    preset = section.take("preset", choice(*PRESETS), default="project")
+    csec = section.sub("conventions", default={})
+    overrides = {}
+    for key in list(csec.keys()):
+        if key not in OPTIONS:
+            raise csec.error(str(key), f"unknown convention; allowed: {', '.join(OPTIONS)}")
+        allowed = choice(*OPTIONS[key])
+        # YAML reads nla_c1rho: 0.0134 as a number; the option is named by its text
+        overrides[key] = csec.take(key, lambda v, ok=allowed: ok(str(v) if isinstance(v, float) else v))
+    csec.finish()
+    return conventions_from(preset, overrides)
+
+
+def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions | None = None):
     from pipeline.schema import choice, optional, string
 
     source = sec.take("source", choice(*SOURCES), default=default_source)
@@ -235,10 +258,10 @@ def _power_from(sec, info, default_source: str = "ee2"):
         raise sec.error("path", f"is only used by sources emulator and table, not {source!r}")
     resolved = _resolve(sec, "path", path, info) if path else None
     return _wrap(sec, "path" if path else ("linear" if linear else "source"), power_source, source, resolved, ee2,
-                 linear)
+                 linear, conventions)
 
 
-def _survey_from(sec, info) -> Survey:
+def _survey_from(sec, info, nz_rows: str = "centres") -> Survey:
     from pipeline.schema import number, optional, positive_int, positive_number, string
 
     nz_file = sec.take("nz_file", optional(string), default=None)
@@ -254,7 +277,7 @@ def _survey_from(sec, info) -> Survey:
             raise sec.error(given[0], "applies to the analytic SRD n(z) only, not with nz_file")
         path = _resolve(sec, "nz_file", nz_file, info)
         return _wrap(sec, "nz_file", survey_from_nz_file, path, n_eff_total=n_eff, sigma_e=sigma_e,
-                     area_deg2=area, nbins=nbins)
+                     area_deg2=area, nbins=nbins, rows=nz_rows)
     defaults = {"z0": 0.13, "alpha": 0.78, "sigma_z": 0.05, "z_max": 4.0}
     kwargs = {k: (v if v is not None else defaults[k]) for k, v in analytic.items()}
     return _wrap(sec, "nz_file", lsst_y1_survey, nbins=nbins or 5, n_eff_total=n_eff, sigma_e=sigma_e,
@@ -285,7 +308,8 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     info = dict(info or {})
     if not isinstance(section, Section):
         section = Section(section, "lsst_y1_shear")
-    survey = _survey_from(section.sub("survey", default={}), info)
+    conventions = _conventions_from(section)
+    survey = _survey_from(section.sub("survey", default={}), info, conventions.nz_rows)
     tsec = section.sub("theta", default={})
     tmin = tsec.take("min", positive_number, default=2.5)
     tmax = tsec.take("max", positive_number, default=900.0)
@@ -293,7 +317,7 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     tsec.finish()
     edges = _wrap(tsec, "min", theta_edges, tmin, tmax, nt)
     lmax = section.take("scale_cut", parse_scale_cut, default=3000.0)
-    power = _power_from(section.sub("power", default={}), info)
+    power = _power_from(section.sub("power", default={}), info, conventions=conventions)
 
     dsec = section.sub("data", default={})
     data_file = dsec.take("file", optional(string), default=None)
@@ -305,8 +329,10 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     csec.finish()
     section.finish()
 
-    model = _wrap(section, "data.fiducial", shear_model, survey, power, edges, fiducial=fiducial)
-    provenance: dict[str, Any] = {"power": power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax}
+    model = _wrap(section, "data.fiducial", shear_model, survey, power, edges, fiducial=fiducial,
+                  conventions=conventions)
+    provenance: dict[str, Any] = {"power": power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax,
+                                  "conventions": conventions.to_dict()}
 
     cov = None
     if cov_file is not None:
@@ -330,11 +356,11 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
                               "power": stored["power"]}
         truth = stored["fiducial"] if isinstance(stored["fiducial"], Mapping) else None
     else:
-        dpower = _power_from(dpower_sec, info, default_source="ee2")
+        dpower = _power_from(dpower_sec, info, default_source="ee2", conventions=conventions)
         dsec.finish()
         same = type(dpower) is type(power) and dpower.describe() == power.describe()
         data_model = model if same else _wrap(dsec, "fiducial", shear_model, survey, dpower, edges,
-                                                         fiducial=fiducial)
+                                              fiducial=fiducial, conventions=conventions)
         noiseless = _wrap(dsec, "fiducial", data_model.data_vector, {})
         if cov is None:
             cov = gaussian_covariance(data_model, {})

@@ -10,7 +10,8 @@ For source bins i, j (distances in Mpc/h, k in h/Mpc, P in (Mpc/h)^3):
     I_i(chi)   = -A_IA C1 rho_crit Omega_m / D(z) [(1+z)/1.62]^eta_IA  n_i(z) H(z)/c       NLA intrinsic alignments
 
 (GG + GI + IG + II in one product, all with the nonlinear matter power as in
-the NLA model), C1 rho_crit = 0.0134, D(0) = 1.  Nuisances: photo-z shifts
+the NLA model), C1 rho_crit = 0.0134 (or Cocoa's 0.01389: the
+``nla_c1rho`` convention of :mod:`likelihoods.shear.conventions`), D(0) = 1.  Nuisances: photo-z shifts
 n_i(z) -> n_i(z - dz_i) (renormalised), multiplicative shear bias: spectra and
 correlations of pair ij times (1 + m_i)(1 + m_j).
 
@@ -22,8 +23,10 @@ by Simpson's rule on every 4th point of it (128 nodes; dense at low z, where
 k = (ell + 1/2)/chi sweeps fast through the BAO wiggles), P(k, z) from the
 power source at 41 redshifts, cubic in z onto the nodes and cubic in ln k
 (40 points per decade) onto k = (ell + 1/2)/chi, C_ell on 81 log-spaced
-nodes from ell = 1 to 1e5, and xi+- through the precomputed bin-averaged
-Hankel matrices of :mod:`likelihoods.shear.hankel`.  Against CCL fed the
+nodes from ell = 1 to 1e5, and xi+- through precomputed (ntheta, nnodes)
+matrices: by default the exact curved-sky Legendre sums over every integer
+ell < 1e5 of :mod:`likelihoods.shear.curved`, or (``xi_method: flat``) the
+bin-averaged flat-sky Hankel transform of :mod:`likelihoods.shear.hankel`.  Against CCL fed the
 same P(k, z) and n(z), C_ell agree to better than 0.1 % for 20 <= ell <= 3000
 (tests/test_shear_ccl.py).
 """
@@ -40,6 +43,8 @@ from likelihoods.base import LikelihoodError
 from sims.cosmology import Cosmology
 
 from .background import HUBBLE_DISTANCE, background, comoving_distance_grid
+from .conventions import Conventions
+from .curved import COSMOLIKE_LMAX, curved_transform_matrices
 from .hankel import spin2_limber_factor, theta_centres, theta_edges, xi_transform_matrices
 from .power import PowerSource
 from .survey import Survey
@@ -117,6 +122,7 @@ class ShearModel:
     M_plus: np.ndarray = field(repr=False)
     M_minus: np.ndarray = field(repr=False)
     lnp_fixed: np.ndarray | None = field(default=None, repr=False)
+    conventions: Conventions = field(default_factory=Conventions)
 
     # -- layout -------------------------------------------------------------
     @property
@@ -158,7 +164,7 @@ class ShearModel:
                 "theta_edges_arcmin": self.theta_edges.tolist(), "z_fine_points": int(self.z_fine.size),
                 "limber_nodes": int(self.z_nodes.size), "ell_nodes": int(self.ell_nodes.size),
                 "ell_max": float(self.ell_nodes[-1]), "k_per_decade": float(np.log(10) / self.dlnk),
-                "z_power": int(self.z_power.size)}
+                "z_power": int(self.z_power.size), "conventions": self.conventions.to_dict()}
 
     # -- parameters ---------------------------------------------------------
     def split(self, params: Mapping[str, float], strict: bool = True) -> tuple[Cosmology, Nuisance]:
@@ -220,7 +226,7 @@ class ShearModel:
         q = 1.5 * bg.Omega_m / HUBBLE_DISTANCE**2 * (1.0 + zn) * chin * (s0[:, sl] - chin * s1[:, sl])
         g = q
         if nuis.A_IA != 0.0:
-            amp = -nuis.A_IA * C1_RHO_CRIT * bg.Omega_m / bg.growth(zn) * ((1.0 + zn) / (1.0 + IA_PIVOT_Z)) ** nuis.eta_IA
+            amp = -nuis.A_IA * self.conventions.c1_rho_crit * bg.Omega_m / bg.growth(zn) * ((1.0 + zn) / (1.0 + IA_PIVOT_Z)) ** nuis.eta_IA
             g = q + amp * nz[:, sl] * En / HUBBLE_DISTANCE
         measure = self.node_weights * HUBBLE_DISTANCE / En / chin**2
         return {"z": zn, "chi": chin, "g": g, "measure": measure, "nz": nz}
@@ -279,7 +285,8 @@ def default_fiducial(nbins: int) -> dict:
 def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarray | None = None,
                 fiducial: Mapping[str, float] | None = None, n_nodes: int = 128, node_step: int = 4,
                 z_stretch: float = 0.1, ell_max: float = 1.0e5, ell_per_decade: int = 16, k_per_decade: int = 40,
-                nz_power: int = 41) -> ShearModel:
+                nz_power: int = 41, conventions: Conventions | None = None,
+                curved_lmax: int = COSMOLIKE_LMAX) -> ShearModel:
     """Build a :class:`ShearModel`.
 
     theta_edges_arcmin  bin edges [arcmin]; default 26 log bins over 2.5-900
@@ -293,7 +300,12 @@ def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarr
     k_per_decade        resolution of the ln P table in ln k
     nz_power            redshifts at which the power source is evaluated (uniform in z
                         over the n(z) range; cubic in z onto the Limber nodes)
+    conventions         :class:`likelihoods.shear.conventions.Conventions` (default: the
+                        project's); the model uses xi_method, xi_weights and nla_c1rho, the
+                        survey and power source carry the others
+    curved_lmax         the curved-sky sum runs over 3 <= l < curved_lmax (<= ell_max)
     """
+    conventions = Conventions() if conventions is None else conventions
     edges = theta_edges() if theta_edges_arcmin is None else np.asarray(theta_edges_arcmin, dtype=float)
     fid = default_fiducial(survey.nbins)
     if fiducial:
@@ -319,10 +331,16 @@ def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarr
     nk = int(np.ceil((lnk1 - lnk0) / dlnk)) + 1
     z_power = np.linspace(0.0, z_fine[-1], nz_power)
     z_interp = CubicSpline(z_power, np.eye(nz_power), axis=0)(z_nodes)
-    M_plus, M_minus = xi_transform_matrices(edges, ell_nodes)
+    if conventions.xi_method == "curved":
+        if curved_lmax > ell_max + 1:
+            raise ValueError(f"curved_lmax = {curved_lmax} exceeds ell_max + 1 = {ell_max + 1:g}")
+        M_plus, M_minus = curved_transform_matrices(edges, ell_nodes, curved_lmax, conventions.xi_weights)
+    else:
+        M_plus, M_minus = xi_transform_matrices(edges, ell_nodes)
     model = ShearModel(survey=survey, power=power, fiducial=fid, z_fine=z_fine, node_step=node_step,
                        node_weights=weights, ell_nodes=ell_nodes, lnk0=float(lnk0), dlnk=float(dlnk), nk=nk,
-                       z_power=z_power, z_interp=z_interp, theta_edges=edges, M_plus=M_plus, M_minus=M_minus)
+                       z_power=z_power, z_interp=z_interp, theta_edges=edges, M_plus=M_plus, M_minus=M_minus,
+                       conventions=conventions)
     if not power.depends_on_cosmology:
         object.__setattr__(model, "lnp_fixed", np.ascontiguousarray(power.log_pk(cosmo, model.k, z_nodes)))
     return model

@@ -13,7 +13,10 @@ name       what
 =========  =========================================================================
 ee2        CAMB linear P_tot(k, z) times the EuclidEmulator2 boost (EE2 emulates
            the boost of the total matter, so P_tot is its consistent partner).
-           Above EE2's k_max = 9.41 h/Mpc the boost is held constant.  Costs one
+           Above EE2's k_max = 9.41 h/Mpc the boost is held constant, or with
+           ``boost_extrapolation='linear_log_k'`` ln B is continued linearly in
+           ln k from 10^0.973 h/Mpc with the slope over the last 0.00253 dex
+           there (Cocoa's 1200-point EE2 grid, interpolated log-linearly).  Costs one
            CAMB run per point (3-5 s on one core with k_max = 20 h/Mpc).
 hmcode     CAMB's HMcode-2020 nonlinear P_tot (Mead et al. 2021); one CAMB run too.
 emulator   ``emulators.load(path).pnl(k, z, params)`` -> (nz, nk) [(Mpc/h)^3] for a
@@ -35,10 +38,16 @@ once per point (about a second).
 A hybrid emulator (EE2 x COLA ratio) is evaluated beyond its COLA k range the
 way the hybrid is built: linear-power emulator x EE2 boost at theta_LCDM x the
 COLA ratio held at its value at the edge of the COLA range, so the
-EE2-resolved small scales are kept instead of a power-law continuation.
+EE2-resolved small scales are kept instead of a power-law continuation
+(``cola_response='constant'``, logged once per process), or set to 1 there
+(``'unity'``: pure EE2 at theta_LCDM above the COLA k_max).
+
+CAMB runs split the neutrino mass as the ``neutrinos`` convention says
+(:data:`sims.linear.NEUTRINO_STATES`).
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +66,14 @@ SOURCES = ("ee2", "hmcode", "emulator", "table")
 EE2_OPTIONS = ("auto", "exact", "surrogate")
 _CAMB_KMAX = 20.0  # h/Mpc; beyond, power-law continuation
 _R8 = 8.0  # Mpc/h
+# Cocoa's EE2 grid: 1200 points log-spaced in k over [10^-2.0589, 10^0.973] h/Mpc;
+# its log-linear interpolation extrapolates with the slope of the last interval.
+_EE2_EDGE_LOG10K = 0.973
+_EE2_EDGE_DLOG10K = (0.973 + 2.0589) / 1199
+BOOST_EXTRAPOLATIONS = ("constant", "linear_log_k")
+COLA_RESPONSES = ("constant", "unity")
+log = logging.getLogger("cosmopipe.shear")
+_logged_cola_edge = False
 
 
 class PowerSource(Protocol):
@@ -116,13 +133,13 @@ def _sigma8_quadrature(k_lo: float, k_hi: float, n: int = 512) -> tuple[np.ndarr
 _QUADRATURES: dict = {}
 
 
-def camb_sigma8(cosmo: Cosmology) -> float:
+def camb_sigma8(cosmo: Cosmology, neutrinos: str = "three_degenerate") -> float:
     """sigma_8 of the total matter at z = 0 from one linear CAMB run (about a second)."""
     import camb
 
     from sims.linear import camb_params
 
-    pars = camb_params(cosmo, [0.0], kmax=10.0)  # sigma8 converged to 1e-4 in kmax by 10 h/Mpc
+    pars = camb_params(cosmo, [0.0], kmax=10.0, neutrinos=neutrinos)  # sigma8 converged to 1e-4 in kmax by 10 h/Mpc
     return float(camb.get_results(pars).get_sigma8_0())
 
 
@@ -168,12 +185,12 @@ def _rows(z_camb: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.array([int(np.argmin(np.abs(z_camb - zi))) for zi in np.asarray(z, dtype=float)])
 
 
-def _camb_results(cosmo: Cosmology, z: np.ndarray, kmax: float, nonlinear: bool):
+def _camb_results(cosmo: Cosmology, z: np.ndarray, kmax: float, nonlinear: bool, neutrinos: str):
     import camb
 
     from sims.linear import camb_params
 
-    pars = camb_params(cosmo, _camb_z(z), kmax=kmax)
+    pars = camb_params(cosmo, _camb_z(z), kmax=kmax, neutrinos=neutrinos)
     if nonlinear:
         pars.NonLinear = camb.model.NonLinear_pk
         pars.NonLinearModel.set_params(halofit_version="mead2020")
@@ -206,12 +223,17 @@ class EE2Power:
 
     kmax: float = _CAMB_KMAX
     linear: str | None = None
+    neutrinos: str = "three_degenerate"
+    boost_extrapolation: str = "constant"
     name: str = "ee2"
     depends_on_cosmology: bool = True
     _memo: _LastResult = field(default_factory=_LastResult, repr=False, compare=False)
     _linear_emu: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.boost_extrapolation not in BOOST_EXTRAPOLATIONS:
+            raise LikelihoodError(f"boost_extrapolation: must be one of {', '.join(BOOST_EXTRAPOLATIONS)}, "
+                                  f"got {self.boost_extrapolation!r}")
         if self.linear is not None:
             object.__setattr__(self, "_linear_emu", _load_linear(self.linear))
 
@@ -225,23 +247,39 @@ class EE2Power:
         if self._linear_emu is not None:
             lnp = _linear_log_pk(self._linear_emu, cosmo, k, z)
         else:
-            res = _camb_results(cosmo, z, self.kmax, nonlinear=False)
+            res = _camb_results(cosmo, z, self.kmax, nonlinear=False, neutrinos=self.neutrinos)
             self._memo.sigma8_key, self._memo.sigma8 = cosmo, float(res.get_sigma8_0())
             kh, z_out, pk = res.get_linear_matter_power_spectrum(var1="delta_tot", var2="delta_tot",
                                                                   hubble_units=True, k_hunit=True)
             keep = kh <= self.kmax
             lnp = extend_log_pk(kh[keep], np.log(pk[_rows(np.asarray(z_out), z)][:, keep]), k)
+        return lnp + self._log_boost(k, z, cosmo)
+
+    def _log_boost(self, k, z, cosmo):
+        """ln B_EE2 (nz, nk), beyond k_max as ``boost_extrapolation`` says."""
+        from emulators.ee2 import ee2_boost
+
         with warnings.catch_warnings():
-            # Constant boost above k_max is the documented behaviour here.
+            # Constant boost above k_max is the documented default here.
             warnings.simplefilter("ignore", UserWarning)
-            boost = ee2_boost(k, z, cosmo)
-        return lnp + np.log(boost)
+            if self.boost_extrapolation == "constant":
+                return np.log(ee2_boost(k, z, cosmo))
+            k_edge = 10.0 ** np.array([_EE2_EDGE_LOG10K - _EE2_EDGE_DLOG10K, _EE2_EDGE_LOG10K])
+            inside = k <= k_edge[1]
+            ln_b = np.empty((np.size(z), k.size))
+            both = np.log(ee2_boost(np.concatenate([k[inside], k_edge]), z, cosmo))
+        ln_b[:, inside] = both[:, :-2]
+        slope = (both[:, -1] - both[:, -2]) / np.log(k_edge[1] / k_edge[0])
+        ln_b[:, ~inside] = both[:, -1:] + slope[:, None] * np.log(k[~inside] / k_edge[1])
+        return ln_b
 
     def describe(self) -> dict:
+        extra = {"neutrinos": self.neutrinos, "boost_extrapolation": self.boost_extrapolation}
         if self.linear is not None:
             return {"source": self.name, "linear": f"linear-power emulator of {self.linear}",
-                    "boost": "EuclidEmulator2"}
-        return {"source": self.name, "linear": "CAMB P_tot", "boost": "EuclidEmulator2", "camb_kmax": self.kmax}
+                    "boost": "EuclidEmulator2", **extra}
+        return {"source": self.name, "linear": "CAMB P_tot", "boost": "EuclidEmulator2", "camb_kmax": self.kmax,
+                **extra}
 
     def sigma8(self, cosmo: Cosmology) -> float:
         """From the linear-power emulator, or the CAMB run of :meth:`log_pk` at this
@@ -250,7 +288,7 @@ class EE2Power:
             return _linear_sigma8(self._linear_emu, cosmo)
         if self._memo.sigma8_key == cosmo:
             return self._memo.sigma8
-        return camb_sigma8(cosmo)
+        return camb_sigma8(cosmo, self.neutrinos)
 
 
 def _load_linear(path: str):
@@ -307,6 +345,7 @@ class HMcodePower:
     """CAMB HMcode-2020 nonlinear P_tot."""
 
     kmax: float = _CAMB_KMAX
+    neutrinos: str = "three_degenerate"
     name: str = "hmcode"
     depends_on_cosmology: bool = True
     _memo: _LastResult = field(default_factory=_LastResult, repr=False, compare=False)
@@ -315,7 +354,7 @@ class HMcodePower:
         return self._memo.get(cosmo, k, z, lambda: self._compute(cosmo, np.asarray(k, float), np.asarray(z, float)))
 
     def _compute(self, cosmo, k, z):
-        res = _camb_results(cosmo, z, self.kmax, nonlinear=True)
+        res = _camb_results(cosmo, z, self.kmax, nonlinear=True, neutrinos=self.neutrinos)
         self._memo.sigma8_key, self._memo.sigma8 = cosmo, float(res.get_sigma8_0())
         kh, z_out, pk = res.get_nonlinear_matter_power_spectrum(var1="delta_tot", var2="delta_tot",
                                                                 hubble_units=True, k_hunit=True)
@@ -323,13 +362,14 @@ class HMcodePower:
         return extend_log_pk(kh[keep], np.log(pk[_rows(np.asarray(z_out), z)][:, keep]), k)
 
     def describe(self) -> dict:
-        return {"source": self.name, "model": "CAMB HMcode-2020 (mead2020)", "camb_kmax": self.kmax}
+        return {"source": self.name, "model": "CAMB HMcode-2020 (mead2020)", "camb_kmax": self.kmax,
+                "neutrinos": self.neutrinos}
 
     def sigma8(self, cosmo: Cosmology) -> float:
         """From the CAMB run of :meth:`log_pk` at this point, else one linear CAMB run."""
         if self._memo.sigma8_key == cosmo:
             return self._memo.sigma8
-        return camb_sigma8(cosmo)
+        return camb_sigma8(cosmo, self.neutrinos)
 
 
 @dataclass(frozen=True)
@@ -347,10 +387,14 @@ class EmulatorPower:
     path: str
     emulator: Any = field(default=None, repr=False, compare=False)
     ee2: str = "auto"
+    cola_response: str = "constant"
     name: str = "emulator"
     depends_on_cosmology: bool = True
 
     def __post_init__(self):
+        if self.cola_response not in COLA_RESPONSES:
+            raise LikelihoodError(f"cola_response: must be one of {', '.join(COLA_RESPONSES)}, "
+                                  f"got {self.cola_response!r}")
         if self.ee2 not in EE2_OPTIONS:
             raise LikelihoodError(f"power.ee2: must be one of {', '.join(EE2_OPTIONS)}, got {self.ee2!r}")
         if self.emulator is None:
@@ -398,8 +442,10 @@ class EmulatorPower:
     def _hybrid_log_pk(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
         """ln[P_lin B_EE2(theta_LCDM) B_COLA(theta) / B_COLA(theta_LCDM)] over the linear
         emulator's k range; the COLA ratio is held constant outside the COLA k range
-        (inside it this is exactly the hybrid's pnl).  B_EE2 from the hybrid's EE2
+        (inside it this is exactly the hybrid's pnl), or 1 above k_max with
+        ``cola_response='unity'``.  B_EE2 from the hybrid's EE2
         surrogate when it has one (``ee2``: 'auto'), else EuclidEmulator2 itself."""
+        global _logged_cola_edge
         emu = self.emulator
         params = cosmo.to_dict()
         lcdm = {**params, "w0": -1.0, "wa": 0.0}
@@ -407,6 +453,15 @@ class EmulatorPower:
         k_c = np.unique(np.clip(k, c_lo, c_hi))
         ratio_c = emu.cola.log_boost(k_c, z, params) - emu.cola.log_boost(k_c, z, lcdm)
         idx = np.searchsorted(k_c, np.clip(k, c_lo, c_hi))
+        above = k > c_hi
+        if np.any(above) and not _logged_cola_edge:
+            _logged_cola_edge = True
+            log.info("hybrid emulator %s: COLA response above its k_max = %.3g h/Mpc %s (cola_response=%s)",
+                     self.path, c_hi, "held at its edge value" if self.cola_response == "constant" else "set to 1",
+                     self.cola_response)
+        if self.cola_response == "unity":
+            ratio_c = np.where(above[None, :], 0.0, ratio_c[:, idx])
+            idx = np.arange(k.size)
         theta_lcdm = np.array([[lcdm[n] for n in emu.params]])
         # EE2 holds B constant above its k_max: documented there, expected here
         with warnings.catch_warnings():
@@ -433,6 +488,7 @@ class EmulatorPower:
         out = {"source": self.name, "path": str(self.path)}
         if getattr(self.emulator, "kind", None) == "hybrid":
             out["ee2"] = self.ee2_mode
+            out["cola_response"] = self.cola_response
         return out
 
 
@@ -497,17 +553,25 @@ class TablePower:
         return camb_sigma8(cosmo)
 
 
-def power_source(name: str, path: str | None = None, ee2: str = "auto", linear: str | None = None) -> PowerSource:
+def power_source(name: str, path: str | None = None, ee2: str = "auto", linear: str | None = None,
+                 conventions=None) -> PowerSource:
     """A power source by name (module doc); ``path`` for 'emulator' and 'table';
     ``ee2`` for a hybrid emulator: 'auto' (its EE2 surrogate when it has one),
     'exact' or 'surrogate'; ``linear`` for 'ee2': an emulator file whose
-    linear-power emulator replaces CAMB."""
+    linear-power emulator replaces CAMB; ``conventions``
+    (:class:`likelihoods.shear.conventions.Conventions`, default the project's)
+    for the neutrinos, boost_extrapolation and cola_response settings."""
+    from .conventions import Conventions
+
+    conv = Conventions() if conventions is None else conventions
     if name == "ee2":
-        return EE2Power(linear=linear)
+        return EE2Power(linear=linear, neutrinos=conv.neutrinos, boost_extrapolation=conv.boost_extrapolation)
     if name == "hmcode":
-        return HMcodePower()
+        return HMcodePower(neutrinos=conv.neutrinos)
     if name in ("emulator", "table"):
         if not path:
             raise LikelihoodError(f"power.path: source {name!r} needs a file path")
-        return EmulatorPower(path=str(path), ee2=ee2) if name == "emulator" else TablePower.from_file(path)
+        if name == "emulator":
+            return EmulatorPower(path=str(path), ee2=ee2, cola_response=conv.cola_response)
+        return TablePower.from_file(path)
     raise LikelihoodError(f"power.source: unknown source {name!r}; choose one of {', '.join(SOURCES)}")

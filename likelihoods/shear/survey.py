@@ -197,14 +197,23 @@ def _check_nz(z: np.ndarray, nz: np.ndarray, where: str) -> None:
             raise LikelihoodError(f"{where}: bin {b + 1} has no galaxies (n(z) integrates to zero)")
 
 
-def read_nz_file(path: str | Path, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+NZ_ROWS = ("centres", "lower_edges")
+
+
+def read_nz_file(path: str | Path, nbins: int | None = None, rows: str = "centres") -> tuple[np.ndarray, np.ndarray]:
     """Read a text n(z) file: whitespace-separated columns ``z n_1 ... n_nbins``,
     ``#`` comments allowed.  Returns z (nz,) and n (nbins, nz), unnormalised.
+
+    ``rows``: 'centres' takes the z column as the redshift of each value;
+    'lower_edges' reads each row as a histogram bin starting at z (CosmoLike's
+    reading), so the values sit at the bin centres z + dz/2, dz the row spacing.
 
     Errors (LikelihoodError) name the file and the offending row, column or value:
     missing file, non-numeric entries, ragged rows, a wrong number of bins
     (when ``nbins`` is given), negative or non-finite n(z), non-increasing z."""
     path = Path(path)
+    if rows not in NZ_ROWS:
+        raise LikelihoodError(f"n(z) rows: must be one of {', '.join(NZ_ROWS)}, got {rows!r}")
     if not path.is_file():
         raise LikelihoodError(f"n(z) file {path}: not found")
     try:
@@ -219,13 +228,18 @@ def read_nz_file(path: str | Path, nbins: int | None = None) -> tuple[np.ndarray
         raise LikelihoodError(f"n(z) file {path}: expected {nbins} bin columns after the redshift column, found {found}")
     z, n = table[:, 0], np.ascontiguousarray(table[:, 1:].T)
     _check_nz(z, n, where=f"n(z) file {path}")
+    if rows == "lower_edges":
+        width = np.diff(z)
+        z = z + 0.5 * np.append(width, width[-1])
     return z, n
 
 
 def survey_from_nz_file(path: str | Path, n_eff_total: float = 10.0, sigma_e: float = 0.26,
-                        area_deg2: float = 12300.0, nbins: int | None = None) -> Survey:
-    """A :class:`Survey` whose bins are the columns of an n(z) file; the total
-    density [arcmin^-2] is split equally between the bins."""
-    z, n = read_nz_file(path, nbins)
+                        area_deg2: float = 12300.0, nbins: int | None = None, rows: str = "centres") -> Survey:
+    """A :class:`Survey` whose bins are the columns of an n(z) file (rows read as
+    ``rows``, see :func:`read_nz_file`); the total density [arcmin^-2] is split
+    equally between the bins."""
+    z, n = read_nz_file(path, nbins, rows)
+    origin = f"file {Path(path).name}" + (" (rows = lower bin edges)" if rows == "lower_edges" else "")
     return Survey(z=z, nz=n, n_eff=np.full(n.shape[0], n_eff_total / n.shape[0]), sigma_e=sigma_e,
-                  area_deg2=area_deg2, origin=f"file {Path(path).name}")
+                  area_deg2=area_deg2, origin=origin)
