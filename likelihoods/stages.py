@@ -602,8 +602,9 @@ def run_bias(settings: BiasSettings, ctx) -> None:
     t0 = time.perf_counter()
     try:
         ref = from_config(Section(raw, "emulator_bias.shear", settings.source), info)
-        emu_model = shear_model(ref.model.survey, power_source("emulator", str(emu_path)), ref.model.theta_edges,
-                                fiducial=ref.model.fiducial)
+        conv = ref.model.conventions
+        emu_model = shear_model(ref.model.survey, power_source("emulator", str(emu_path), conventions=conv),
+                                ref.model.theta_edges, fiducial=ref.model.fiducial, conventions=conv)
     except LikelihoodError as exc:
         raise ConfigError(settings.source, "emulator_bias", str(exc)) from None
     log.info("reference mock and Gaussian covariance (%s) in %.1f s", settings.reference, time.perf_counter() - t0)
@@ -719,14 +720,15 @@ def _importance(settings: BiasSettings, ctx, ref, emu_path: Path, info: dict, lo
     chain_dir = _run_path(ctx, dict(settings.chains)["emulator"])
     try:
         names, samples = bias.read_chain_samples(chain_dir, settings.max_samples)
-        ee2 = power_source("ee2", linear=str(emu_path))
+        ee2 = power_source("ee2", linear=str(emu_path), conventions=ref.model.conventions)
     except (LikelihoodError, ValueError) as exc:
         raise ConfigError(settings.source, "emulator_bias.shifts.chains.emulator", str(exc)) from None
     survey, edges, fid = ref.model.survey, ref.model.theta_edges, ref.model.fiducial
     mask = scale_cut_mask(edges, len(survey.pairs), settings.shift_cut)
-    liks = {label: ShearLikelihood(model=shear_model(survey, source, edges, fiducial=fid), data=ref.data,
-                                   cov=ref.cov, mask=mask)
-            for label, source in (("emu", power_source("emulator", str(emu_path))), ("ref", ee2))}
+    conv = ref.model.conventions
+    liks = {label: ShearLikelihood(model=shear_model(survey, source, edges, fiducial=fid, conventions=conv),
+                                   data=ref.data, cov=ref.cov, mask=mask)
+            for label, source in (("emu", power_source("emulator", str(emu_path), conventions=conv)), ("ref", ee2))}
     t0 = time.perf_counter()
     lnl = {label: np.empty(len(samples)) for label in liks}
     from tqdm import tqdm

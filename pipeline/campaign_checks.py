@@ -68,7 +68,7 @@ def check_simulate(settings, ctx) -> None:
     verify_run_dir(settings, ctx.run_dir)
     spec = ctx.workflow.cluster
     need = task_memory_bytes(settings)
-    if ctx.client_started or spec.kind == "address":
+    if ctx.client_started or (spec.kind == "address" and not ctx.dry_run):
         _resources(ctx.client(), need, settings.threads_per_task)  # what the workers advertise
         return
     where = "simulate.memory_per_task" if settings.memory_per_task is not None else "simulate.simulation"

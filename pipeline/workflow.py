@@ -123,6 +123,7 @@ class RunContext:
         self._cluster = None
         self._client = client
         self._own_client = client is None  # an injected client is the caller's to close
+        self.dry_run = False               # a dry run validates and plans; it connects to nothing
 
     def path(self, *parts: str) -> Path:
         """RUN_DIR/parts...; refuses a path that would leave the run directory."""
@@ -182,6 +183,7 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
     if not names:
         raise ConfigError(workflow.source, "", f"the workflow defines no stages; known stages: {', '.join(registry)}")
     ctx = RunContext(workflow, progress=progress, resume=resume, client=client)
+    ctx.dry_run = dry_run
     from .logs import attach_run_log
     from .rundir import remove_stale_temp_files, run_dir_lock
 

@@ -49,9 +49,8 @@ def test_dry_run_cluster_override_on_every_workflow(workflow, cluster, capsys, m
     assert rc == 2 and err.count("\n") == 1 and err.startswith("cosmopipe: error: "), err
     if cluster == "slurm" and not has_slurm:
         assert "cluster.slurm: slurm needs settings" in err
-    elif cluster.startswith("tcp://") and "cannot reach a Dask scheduler" in err:
-        assert "tcp://127.0.0.1:1" in err  # a simulate stage asks the scheduler what its workers offer
     else:
+        assert "cannot reach a Dask scheduler" not in err   # a dry run connects to nothing
         # Inputs this checkout lacks (emulators built by other workflows), or a paper-scale
         # simulation that this machine's memory cannot hold: refusals the real run gives too.
         assert any(s in err for s in ("not found", "leaves the run directory", "each simulation needs about")), err
