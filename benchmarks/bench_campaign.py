@@ -45,9 +45,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
 
-    from pipeline.simulate import cosmology_of, design_points
-    from pipeline.workflow import load_workflow, run_workflow
-    from sims.run import run_simulation
+    from cosmopipe.pipeline.simulate import cosmology_of, design_points
+    from cosmopipe.pipeline.workflow import load_workflow, run_workflow
+    from cosmopipe.sims.run import run_simulation
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -78,7 +78,7 @@ def main() -> None:
         t0 = time.perf_counter()
         run_workflow(wf, progress=False, client=client)
         campaign = time.perf_counter() - t0
-        from pipeline.dataset import read_dataset
+        from cosmopipe.sims.dataset import read_dataset
 
         in_task = float(read_dataset(wf.run_dir / "datasets" / "train.h5").timings.sum())
         client.close()

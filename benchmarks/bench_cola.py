@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from sims import Cosmology, SimConfig, run_simulation
+    from cosmopipe.sims import Cosmology, SimConfig, run_simulation
 
     config = SimConfig(box=args.box, particles=args.particles, mesh=args.mesh, steps=args.steps, z_init=19.0,
                        z_out=(0.0,), threads=args.threads)

@@ -49,11 +49,11 @@ def timed(fn, min_seconds: float = 0.5, repeats: int = 7) -> float:
 
 
 def stand_in_emulators():
-    from emulators.boost import train_boost
-    from emulators.linear import camb_linear_dataset, latin_hypercube, train_linear
-    from emulators.network import TrainConfig
-    from emulators.synthetic import WCDM_PARAMS, ee2_dataset
-    from emulators.training import FitSettings
+    from cosmopipe.emulators.boost import train_boost
+    from cosmopipe.emulators.linear import camb_linear_dataset, latin_hypercube, train_linear
+    from cosmopipe.emulators.network import TrainConfig
+    from cosmopipe.emulators.synthetic import WCDM_PARAMS, ee2_dataset
+    from cosmopipe.emulators.training import FitSettings
 
     z = np.linspace(0.0, 3.0, 13)
     k = np.linspace(1.2 / 30, 1.2, 30)
@@ -77,8 +77,8 @@ def main(argv=None) -> None:
 
     import dataclasses
 
-    import emulators
-    from emulators.ee2 import ee2_boost
+    from cosmopipe import emulators
+    from cosmopipe.emulators.ee2 import ee2_boost
 
     if args.emulator:
         boost = emulators.load(args.emulator)

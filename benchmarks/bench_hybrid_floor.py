@@ -81,8 +81,8 @@ def _print_summary(summary: dict) -> None:
 
 def boost_pair(reference: str, k: np.ndarray, z: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """A reference boost ('ee2' or 'hmcode', HMcode-2020 from CAMB) at theta and theta_LCDM, each (nz, nk)."""
-    from emulators.ee2 import ee2_boost
-    from emulators.references import camb_boost
+    from cosmopipe.emulators.ee2 import ee2_boost
+    from cosmopipe.emulators.references import camb_boost
 
     boost = {"ee2": ee2_boost, "hmcode": camb_boost}[reference]
     full = dict(params, **FIXED)
@@ -112,8 +112,8 @@ def _save_atomic(path: Path, **arrays) -> None:
 
 def run(design: list[dict], out: Path, setup: tuple[int, float, int, int], seed: int, threads: int,
         shard: tuple[int, int]) -> None:
-    from pipeline.provenance import code_version
-    from sims import Cosmology, SimConfig, run_simulation
+    from cosmopipe.provenance import code_version
+    from cosmopipe.sims import Cosmology, SimConfig, run_simulation
 
     n, box, mesh, steps = setup
     config = SimConfig(box=box, particles=n, mesh=mesh, steps=steps, z_init=19.0, z_out=Z_OUT, paired=True,

@@ -6,14 +6,14 @@ Measures, on this machine:
 
 1. the Dask round trip of ``DaskPool.map`` (LocalCluster, single-thread worker
    processes) for a function that costs nothing: the latency and per-task
-   overhead that ``likelihoods.sampling.choose_parallel`` models;
+   overhead that ``cosmopipe.likelihoods.sampling.choose_parallel`` models;
 2. wall time per emcee step, both ways, for
    - a real cheap likelihood: an 18-parameter correlated Gaussian (numpy, ~30 us),
    - a 5 ms likelihood (sleep, and a CPU-bound busy loop), 18 parameters, 38 walkers,
    - a 2 s likelihood (sleep), 3 parameters, 8 walkers, also on a simulated
      8-core cluster (8 threads in one worker: a sleeping likelihood releases the GIL,
      so threads stand in for cores),
-   - the LSST-Y1 shear likelihood when ``likelihoods.shear`` can build one;
+   - the LSST-Y1 shear likelihood when ``cosmopipe.likelihoods.shear`` can build one;
 3. which mode ``choose_parallel`` picks for each and whether that was the faster one.
 
 The sleep cost models stand for likelihoods whose time goes elsewhere (and for a
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import emcee
 import numpy as np
 
-from likelihoods.priors import Prior
-from likelihoods.sampling import (DaskPool, DerivedParam, Posterior, SampledParam, _decide_parallel,
+from cosmopipe.likelihoods.priors import Prior
+from cosmopipe.likelihoods.sampling import (DaskPool, DerivedParam, Posterior, SampledParam, _decide_parallel,
                                   _emcee_blobs, choose_parallel)
 
 
@@ -204,8 +204,8 @@ def _shear_posterior():
     """The LSST-Y1 shear posterior (wCDM + nuisances, default settings) when it can be built here."""
     import logging
 
-    from likelihoods.stages import _build_likelihoods, build_posterior, parse
-    from pipeline.schema import Section
+    from cosmopipe.pipeline.stages.posterior import _build_likelihoods, build_posterior, parse
+    from cosmopipe.schema import Section
 
     params = {"Omega_m": {"prior": {"min": 0.24, "max": 0.40}, "ref": 0.319, "proposal": 0.005},
               "Omega_b": {"prior": {"min": 0.04, "max": 0.06}, "ref": 0.049, "proposal": 0.001},

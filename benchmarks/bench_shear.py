@@ -68,8 +68,8 @@ def _ccl_xi(model, lnp_table, k, z, cosmo, params, fine: bool):
     """CCL's xi+- for the same n(z), P(k, z) table and nuisances: (seconds, xi+, xi-)."""
     import pyccl as ccl
 
-    from likelihoods.shear.hankel import ARCMIN
-    from likelihoods.shear.limber import C1_RHO_CRIT
+    from cosmopipe.likelihoods.shear.hankel import ARCMIN
+    from cosmopipe.likelihoods.shear.limber import C1_RHO_CRIT
 
     t0 = time.perf_counter()
     saved = (ccl.spline_params.ELL_MIN_CORR, ccl.spline_params.ELL_MAX_CORR, ccl.spline_params.N_ELL_CORR)
@@ -122,7 +122,7 @@ def _ccl_with_camb(model, cosmo, nz):
     zf = model.z_fine
     tr = [ccl.WeakLensingTracer(cc, dndz=(zf, nz[i])) for i in range(model.nbins)]
     ell = np.unique(np.geomspace(2, 6e4, 200).round())
-    from likelihoods.shear.hankel import ARCMIN
+    from cosmopipe.likelihoods.shear.hankel import ARCMIN
 
     theta = np.degrees(model.theta * ARCMIN)
     for i, j in model.pairs:
@@ -139,14 +139,14 @@ def main(argv=None) -> None:
     ap.add_argument("--no-camb", action="store_true", help="skip the CCL-with-CAMB timing")
     args = ap.parse_args(argv)
 
-    from likelihoods.shear.conventions import Conventions
-    from likelihoods.shear.covariance import gaussian_covariance
-    from likelihoods.shear.likelihood import ShearLikelihood
-    from likelihoods.shear.limber import shear_model
-    from likelihoods.shear.power import EmulatorPower, HMcodePower, TablePower
-    from likelihoods.shear.scalecuts import scale_cut_mask
-    from likelihoods.shear.survey import lsst_y1_survey
-    from sims.cosmology import Cosmology
+    from cosmopipe.likelihoods.shear.conventions import Conventions
+    from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
+    from cosmopipe.likelihoods.shear.likelihood import ShearLikelihood
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.power import EmulatorPower, HMcodePower, TablePower
+    from cosmopipe.likelihoods.shear.scalecuts import scale_cut_mask
+    from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
+    from cosmopipe.sims.cosmology import Cosmology
 
     cosmo = Cosmology()
     survey = lsst_y1_survey()
@@ -238,10 +238,10 @@ def main(argv=None) -> None:
 
 def _cola_response_impact(path, emulator, survey, cov, edges):
     """Delta chi^2 per scale cut between cola_response 'constant' and 'unity' at w0 = -0.9."""
-    from likelihoods.shear.conventions import Conventions
-    from likelihoods.shear.limber import shear_model
-    from likelihoods.shear.modelvector import delta_chi2_by_cut
-    from likelihoods.shear.power import EmulatorPower
+    from cosmopipe.likelihoods.shear.conventions import Conventions
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.modelvector import delta_chi2_by_cut
+    from cosmopipe.likelihoods.shear.power import EmulatorPower
 
     point = {"w0": -0.9}
     vec = {}

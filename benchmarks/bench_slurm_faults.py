@@ -58,12 +58,12 @@ def main() -> int:
     ap.add_argument("--lifetime", default="90s")
     ap.add_argument("--scancels", type=int, default=2)
     args = ap.parse_args()
-    from sims.io import is_complete
+    from cosmopipe.sims.io import is_complete
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_slurm_"))
     log = tmp / "run" / "run.log"
     t0 = time.time()
-    driver = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(workflow(tmp, args.n, args.lifetime)),
+    driver = subprocess.Popen([sys.executable, "-m", "cosmopipe", "run", str(workflow(tmp, args.n, args.lifetime)),
                                "--no-progress"], cwd=REPO, stdout=open(tmp / "driver.out", "w"),
                               stderr=subprocess.STDOUT)
     # Cancel a running job after the first done simulation, and again at every n/(scancels+1) more.

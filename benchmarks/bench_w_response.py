@@ -59,9 +59,9 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     setups = args.setup or [_setup(s) for s in DEFAULT_SETUPS]
 
-    from emulators.ee2 import ee2_boost
-    from emulators.references import camb_boost
-    from sims import Cosmology, SimConfig, run_simulation
+    from cosmopipe.emulators.ee2 import ee2_boost
+    from cosmopipe.emulators.references import camb_boost
+    from cosmopipe.sims import Cosmology, SimConfig, run_simulation
 
     z = np.array(Z_OUT)
     print(f"w0 response R = B(w0)/B(-1) at {BASE}; redshifts {list(Z_OUT)}")

@@ -1,6 +1,6 @@
 """Fast predictions of the nonlinear matter power spectrum (emulators).
 
-    import emulators
+    from cosmopipe import emulators
     emu = emulators.load("out/quickstart/emulators/boost.h5")
     emu.boost(k, z, {"Omega_m": 0.3, ...})     # (nz, nk); a table of cosmologies -> (n, nz, nk)
     emu.pnl(k, z, params)                       # P_lin x B [(Mpc/h)^3]

@@ -1,8 +1,8 @@
 """The boost emulator: B(k, z; theta) = P_nl / P_lin learned from simulations.
 
 It models Q = ln B of a consolidated simulation dataset
-(:class:`pipeline.dataset.SimDataset`) with a PCA + MLP
-(:mod:`emulators.core`) over the dataset's varied parameters; the other
+(:class:`cosmopipe.sims.dataset.SimDataset`) with a PCA + MLP
+(:mod:`cosmopipe.emulators.core`) over the dataset's varied parameters; the other
 cosmology parameters are fixed at the dataset's values.  ``pnl`` multiplies by
 the linear power of an attached :class:`~emulators.linear.LinearEmulator`
 (fast) or of CAMB (slow, one run per cosmology).
@@ -118,8 +118,8 @@ class BoostEmulator:
 
 def camb_pk_lin(cosmologies: list[dict], z: np.ndarray, k: np.ndarray, species: str = "tot") -> np.ndarray:
     """Linear P(k, z) [(Mpc/h)^3] from CAMB for each cosmology: (n, nz, nk)."""
-    from sims.cosmology import Cosmology
-    from sims.linear import linear_power
+    from cosmopipe.sims.cosmology import Cosmology
+    from cosmopipe.sims.linear import linear_power
 
     from .linear import K_MARGIN
 
@@ -166,13 +166,13 @@ def _validation_scores(ratio_minus_one: np.ndarray, k: np.ndarray, z: np.ndarray
 
 def train_boost(dataset, settings: FitSettings = FitSettings(), client=None, k_max: float | None = None,
                 z_max: float | None = None, linear=None) -> BoostEmulator:
-    """Fit a boost emulator to a :class:`pipeline.dataset.SimDataset`.
+    """Fit a boost emulator to a :class:`cosmopipe.sims.dataset.SimDataset`.
 
     k_max, z_max  optionally train on k <= k_max [h/Mpc] and z <= z_max only
-    linear        a linear-power emulator to attach (see :mod:`emulators.linear`)
+    linear        a linear-power emulator to attach (see :mod:`cosmopipe.emulators.linear`)
     client        optional dask.distributed Client (one task per network)
     """
-    from pipeline.provenance import code_version
+    from cosmopipe.provenance import code_version
 
     t0 = time.perf_counter()
     space = dataset_space(dataset)

@@ -13,7 +13,7 @@ which EE2's output is tabulated and between which both EE2's wrapper and the
 model interpolate with a cubic spline in ln k: a coarser log-spaced grid
 misses the small-scale structure of the tabulated boost near k ~ 0.3 h/Mpc
 (1 % interpolation errors with 200 points).  Outside that k range the
-surrogate follows :func:`emulators.ee2.ee2_boost`: B = 1 below k_min and B(k_max)
+surrogate follows :func:`cosmopipe.emulators.ee2.ee2_boost`: B = 1 below k_min and B(k_max)
 above.
 
 Measured with the train stage's defaults (3000 cosmologies over EE2's box in
@@ -107,7 +107,7 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
     """
     from scipy.stats import qmc
 
-    from pipeline.provenance import code_version
+    from cosmopipe.provenance import code_version
 
     from .hybrid import _package_version
 

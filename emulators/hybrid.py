@@ -15,7 +15,7 @@ its k_max value or sets it to 1, and logs which once.
 
 ``ee2="exact"`` (the default) calls EuclidEmulator2 itself (about 15 ms per
 cosmology on 31 redshifts); ``ee2="surrogate"`` uses the PCA + MLP model of
-B_EE2 on the LCDM slice stored with the hybrid (:mod:`emulators.ee2_lcdm`,
+B_EE2 on the LCDM slice stored with the hybrid (:mod:`cosmopipe.emulators.ee2_lcdm`,
 about 0.1 ms), for sampling.  At w0 = -1 the hybrid then equals the surrogate,
 which reproduces EE2 to the accuracy in its provenance.
 """
@@ -39,7 +39,7 @@ EE2_MODES = ("exact", "surrogate")
 class HybridEmulator:
     """EE2 x COLA-ratio boost (see the module docstring); ``cola`` is the
     embedded COLA :class:`~emulators.boost.BoostEmulator`; ``ee2_lcdm`` the
-    optional EE2 surrogate on the LCDM slice (:mod:`emulators.ee2_lcdm`)."""
+    optional EE2 surrogate on the LCDM slice (:mod:`cosmopipe.emulators.ee2_lcdm`)."""
 
     cola: BoostEmulator
     info: dict = field(default_factory=dict)
@@ -148,7 +148,7 @@ class HybridEmulator:
 
     def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """B(k, z) (see the module docstring); arguments and shapes as
-        :meth:`emulators.boost.BoostEmulator.boost`.  ``extrapolate`` lets theta
+        :meth:`cosmopipe.emulators.boost.BoostEmulator.boost`.  ``extrapolate`` lets theta
         leave the COLA box; theta_LCDM must still be inside EE2's box.  ``ee2``:
         'exact' (EuclidEmulator2) or 'surrogate' (module docstring)."""
         return np.exp(self.log_boost(k, z, params, extrapolate, ee2))
@@ -172,7 +172,7 @@ class HybridEmulator:
 
 def make_hybrid(cola: BoostEmulator, ee2_lcdm: BoostEmulator | None = None) -> HybridEmulator:
     """Hybrid of a COLA boost emulator with EuclidEmulator2 (provenance copied),
-    optionally with an EE2 surrogate (:func:`emulators.ee2_lcdm.train_ee2_lcdm`)."""
+    optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)."""
     info = {"cola_dataset_hash": cola.info.get("dataset_hash", ""), "reference": "EuclidEmulator2",
             "euclidemu2_version": _package_version("euclidemu2"), "code_version": cola.info.get("code_version", "")}
     return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm)

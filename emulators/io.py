@@ -39,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sims.integrity import CorruptFileError, reading, seal, text, verify, warn_unverified
+from cosmopipe.integrity import CorruptFileError, reading, seal, text, verify, warn_unverified
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "KINDS"]
 
@@ -121,7 +121,7 @@ def _write(group: h5py.Group, emulator) -> None:
 
 def save(emulator, path: str | Path) -> Path:
     """Write ``emulator`` to the HDF5 file ``path`` atomically, sealed with checksums; returns the path."""
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     path = Path(path)
     with atomic_hdf5(path) as f:

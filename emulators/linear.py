@@ -18,7 +18,7 @@ the p95 / max of |P_emu / P_CAMB - 1| over all test points were
     ... also divided by T_EH^2 k                       0.115 % / 0.59 %
     ... and without A_s, n_s as inputs (this module)   0.096 % / 0.67 %
 
-Y is fitted with the same PCA + MLP as the boost (:mod:`emulators.core`).
+Y is fitted with the same PCA + MLP as the boost (:mod:`cosmopipe.emulators.core`).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _column(v) -> np.ndarray:
 def eh_nowiggle_log_t2(omega_m, omega_b, h, k: np.ndarray) -> np.ndarray:
     """2 ln T(k) of the Eisenstein & Hu (1998) no-wiggle transfer function,
     k [h/Mpc]; (n, 1, nk) for (n,) parameter arrays."""
-    from sims.cosmology import T_CMB
+    from cosmopipe.sims.cosmology import T_CMB
 
     om, ob, h = _column(omega_m), _column(omega_b), _column(h)
     wm, wb, fb = om * h * h, ob * h * h, ob / om
@@ -136,7 +136,7 @@ class LinearEmulator:
         """P_lin(k, z) [(Mpc/h)^3]: (nz, nk) for one cosmology, (n, nz, nk) for a table.
 
         k [h/Mpc] and z inside :attr:`k_range`, :attr:`z_range`; params as for
-        :meth:`emulators.boost.BoostEmulator.boost`."""
+        :meth:`cosmopipe.emulators.boost.BoostEmulator.boost`."""
         return np.exp(self.log_pk(k, z, params, extrapolate))
 
     def log_pk_theta(self, theta: np.ndarray, space: ParameterSpace, z: np.ndarray, k: np.ndarray,
@@ -199,8 +199,8 @@ def latin_hypercube(n: int, space: ParameterSpace, seed: int = 0) -> list[dict[s
 def camb_spectra(params: dict, z: np.ndarray, k: np.ndarray, species: str = "tot",
                  threads: int | None = None) -> tuple[np.ndarray, float]:
     """One CAMB run: P_lin (nz, nk) [(Mpc/h)^3] of ``species`` and the wall seconds."""
-    from sims.cosmology import Cosmology
-    from sims.linear import linear_power
+    from cosmopipe.sims.cosmology import Cosmology
+    from cosmopipe.sims.linear import linear_power
 
     if threads is not None:
         import camb
@@ -224,7 +224,7 @@ def camb_linear_dataset(design: Sequence[Any], z: Sequence[float], k: Sequence[f
     client   optional dask.distributed Client: one task per cosmology, each CAMB
              single-threaded (the cluster supplies the parallelism)
     """
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     if species not in SPECIES:
         raise ValueError(f"species must be one of {', '.join(SPECIES)}, got {species!r}")
@@ -249,7 +249,7 @@ def camb_linear_dataset(design: Sequence[Any], z: Sequence[float], k: Sequence[f
 
 def write_linear_dataset(path: str | Path, data: LinearDataset) -> Path:
     """Atomic HDF5 copy of a CAMB campaign (so a workflow can resume without rerunning it)."""
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     path = Path(path)
     with atomic_hdf5(path) as f:
@@ -289,7 +289,7 @@ def train_linear(data: LinearDataset, space: ParameterSpace, settings: FitSettin
                  client=None) -> LinearEmulator:
     """Fit a linear-power emulator over ``space`` (varied names, box, fixed values)
     to a CAMB campaign; every fixed value must match the campaign's."""
-    from pipeline.provenance import code_version
+    from cosmopipe.provenance import code_version
 
     t0 = time.perf_counter()
     for name, value in space.fixed.items():

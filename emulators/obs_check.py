@@ -11,7 +11,7 @@ reports, per likelihood,
   a CAMB chain), in units of the reweighted standard deviation, with the effective
   sample size of the weights.
 
-    python -m emulators.observables check --chains out/ede_wbins/chains \\
+    python -m cosmopipe.emulators.observables check --chains out/ede_wbins/chains \\
            --emulator out/ede_wbins/observables.h5 --n 200 --workers 2
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _loglikes(theory, params: Mapping[str, float], data_dir) -> dict[str, float]
 def camb_loglikes(params: Mapping[str, float], camb: Mapping[str, Any], data_dir) -> dict[str, float] | str:
     """ln L per likelihood with CAMB's full theory at a point given with theta_star_100
     (H0 solved; ~4-6 s of CPU with EDE + 3 w bins).  A point CAMB refuses returns the message."""
-    from likelihoods.camb_theory import TheoryError
+    from cosmopipe.likelihoods.camb_theory import TheoryError
 
     from .observables import camb_at, likelihood_requirements
 
@@ -68,7 +68,7 @@ def check_chain(chain_dir, emulator_path, n: int = 200, data_dir=None, client=No
     returns the report (JSON-able; see the module docstring)."""
     from tqdm.auto import tqdm
 
-    from likelihoods.shear.bias import importance_shifts, read_chain_samples
+    from cosmopipe.likelihoods.shear.bias import importance_shifts, read_chain_samples
 
     from .observables import load_observables
 
@@ -143,7 +143,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
 
 def write_report(report: Mapping[str, Any], out: Path) -> None:
     """OUT.json (the report), OUT.md (its tables) and OUT.png (|Delta chi^2| per likelihood at the samples)."""
-    from likelihoods.sampling import _atomic_text
+    from cosmopipe.likelihoods.sampling import _atomic_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(out.with_suffix(".json"), json.dumps(report, indent=1))

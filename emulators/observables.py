@@ -2,10 +2,10 @@
 
 The Planck (plik-lite, low-ell TT, SRoll2 lowE, lensing), BAO and Pantheon
 likelihoods read only a few observables from a :class:`~likelihoods.base.TheoryResult`.
-This module tabulates them with :func:`likelihoods.camb_theory.camb_theory` over a
+This module tabulates them with :func:`cosmopipe.likelihoods.camb_theory.camb_theory` over a
 Latin hypercube of the EDE + binned w(z) box (a Dask campaign), compresses each
 block by PCA and interpolates the PCA coefficients with Gaussian processes
-(:mod:`emulators.gp`: linear trend + anisotropic Matern-5/2 kernel)::
+(:mod:`cosmopipe.emulators.gp`: linear trend + anisotropic Matern-5/2 kernel)::
 
     design = latin_hypercube(DEFAULT_BOX, n=1200, seed=1)
     table = run_campaign(design, client=client)                 # ~6 s CPU per point
@@ -49,7 +49,7 @@ speed).  Inputs: ombh2, omch2, theta_star_100, tau, logA, ns, f_EDE, log10_z_c,
 theta_i, w_1..w_N (mnu fixed at 0.06 eV); :func:`solve_h0` finds each design
 point's H0.  Points outside the box raise :class:`EmulatorRangeError` (a
 ``TheoryError`` from :meth:`ObservablesEmulator.theory`, so a sampler counts the point
-as zero likelihood) naming the parameter and the box.  :mod:`emulators.obs_check`
+as zero likelihood) naming the parameter and the box.  :mod:`cosmopipe.emulators.obs_check`
 reruns CAMB at posterior samples of a chain.
 
 File format 3 (HDF5, no pickle): root attrs format = 'cosmopipe-observables',
@@ -136,7 +136,7 @@ class EmulatorRangeError(ValueError):
 
 
 def _theory_error():
-    from likelihoods.camb_theory import TheoryError
+    from cosmopipe.likelihoods.camb_theory import TheoryError
 
     return TheoryError
 
@@ -174,7 +174,7 @@ def posterior_design(chain_dir, n: int, box: Mapping[str, tuple[float, float]] =
     A Latin hypercube spends most points where the data rule the model out; a second
     campaign drawn here makes the emulator dense where the posterior is (the training
     stays global: both campaigns are used)."""
-    from likelihoods.shear.bias import read_chain_samples
+    from cosmopipe.likelihoods.shear.bias import read_chain_samples
 
     names, samples = read_chain_samples(chain_dir)
     missing = [k for k in box if k not in names]
@@ -196,7 +196,7 @@ def posterior_design(chain_dir, n: int, box: Mapping[str, tuple[float, float]] =
 def camb_at(params: Mapping[str, float], requirements: Mapping[str, Any], camb: Mapping[str, Any] | None = None):
     """camb_theory's TheoryResult at a point given with theta_star_100 (H0 solved first) or
     H0, mnu fixed, with the campaign's CAMB settings ``camb``; raises TheoryError."""
-    from likelihoods.camb_theory import CambSettings, camb_theory
+    from cosmopipe.likelihoods.camb_theory import CambSettings, camb_theory
 
     settings = CambSettings(**{**DEFAULT_CAMB, **dict(camb or {})})
     params = {"mnu": MNU, **dict(params)}
@@ -213,7 +213,7 @@ def observables_at(params: Mapping[str, float], lmax: int = LMAX, camb: Mapping[
     [km/s/Mpc] on Z_GRID, and the SCALARS.  ``background_only``: no C_ell and sigma8 NaN,
     ~0.2 s of CPU against ~6 s, so a background campaign can be ten times denser.  A
     point CAMB refuses returns the message (str)."""
-    from likelihoods.camb_theory import TheoryError
+    from cosmopipe.likelihoods.camb_theory import TheoryError
 
     req = {"distances": {"zmax": float(Z_GRID[-1])}, "rdrag": True} if background_only else \
         likelihood_requirements(lmax)
@@ -232,7 +232,7 @@ def observables_at(params: Mapping[str, float], lmax: int = LMAX, camb: Mapping[
 def background(params: Mapping[str, Any], settings=None):
     """camb_theory's background-only TheoryResult (distances to Z_GRID[-1], r_drag, theta_*):
     ~0.1 s of CPU for EDE + 3 w bins, against ~8 s for the full observables."""
-    from likelihoods.camb_theory import CambSettings, camb_theory
+    from cosmopipe.likelihoods.camb_theory import CambSettings, camb_theory
 
     settings = settings or CambSettings(**DEFAULT_CAMB)
     return camb_theory({"mnu": MNU, **dict(params)}, {"distances": {"zmax": float(Z_GRID[-1])}, "rdrag": True},
@@ -327,7 +327,7 @@ def _table(names, design, results, lmax, camb, seconds) -> ObservableTable:
 
 def save_table(table: ObservableTable, path) -> Path:
     """Write a campaign to HDF5 (atomic)."""
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     path = Path(path)
     with atomic_hdf5(path) as f:
@@ -544,14 +544,14 @@ class ObservablesEmulator:
         return out
 
     def settings(self):
-        from likelihoods.camb_theory import CambSettings
+        from cosmopipe.likelihoods.camb_theory import CambSettings
 
         return CambSettings(**{**DEFAULT_CAMB, **self.camb})
 
     def emulated_background(self, params: Mapping[str, Any], theta: np.ndarray):
         """A background TheoryResult like camb_theory's, every field emulated (input row ``theta``)."""
-        from likelihoods.base import TheoryResult
-        from likelihoods.camb_theory import Background
+        from cosmopipe.likelihoods.base import TheoryResult
+        from cosmopipe.likelihoods.camb_theory import Background
 
         raw = {k: v[0] for k, v in self.predict(theta, ("chi", "hubble", "background")).items()}
         scal = dict(zip(BACKGROUND_SCALARS, map(float, raw["background"])))
@@ -726,7 +726,7 @@ def save_observables(emu: ObservablesEmulator, path) -> Path:
     """Write the emulator to one HDF5 file (atomic; layout in the module docstring)."""
     from datetime import datetime, timezone
 
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     path = Path(path)
     with atomic_hdf5(path) as f:
@@ -767,7 +767,7 @@ def load_observables(path) -> ObservablesEmulator:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"observables emulator {path} does not exist; build it with "
-                                f"`python -m emulators.observables train ...` (see workflows/ede_wbins.yaml)")
+                                f"`python -m cosmopipe.emulators.observables train ...` (see workflows/ede_wbins.yaml)")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -835,7 +835,7 @@ def emulated_theory(params: Mapping[str, Any], requirements: Mapping[str, Any] |
 
 def planck_bao_sn_likelihoods(data_dir=None) -> dict[str, Any]:
     """The six likelihoods the emulator serves, by name (data from data_dir or $COSMOPIPE_DATA)."""
-    from likelihoods import bao, planck, planck_lensing, sn
+    from cosmopipe.likelihoods import bao, planck, planck_lensing, sn
 
     likes = [planck.plik_lite(data_dir), planck.lowl_tt(data_dir), planck.lowl_ee(data_dir),
              planck_lensing.planck_lensing(data_dir), bao.bao_likelihood(data_dir=data_dir), sn.pantheon(data_dir)]
@@ -877,7 +877,7 @@ def _recentred(like, truth, nuisance):
     (None for a likelihood that is not of that kind)."""
     import dataclasses
 
-    from likelihoods import planck, planck_lensing
+    from cosmopipe.likelihoods import planck, planck_lensing
 
     if isinstance(like, planck.PlikLite):
         data = like.binned_model(truth, 1.0)
@@ -928,11 +928,11 @@ def load_campaign(directory, pattern: str = "train_*.h5") -> ObservableTable:
 
 
 def main(argv=None) -> int:
-    """``python -m emulators.observables campaign|train ...`` (see workflows/ede_wbins.yaml)."""
+    """``python -m cosmopipe.emulators.observables campaign|train ...`` (see workflows/ede_wbins.yaml)."""
     import argparse
     import os
 
-    ap = argparse.ArgumentParser(prog="python -m emulators.observables")
+    ap = argparse.ArgumentParser(prog="python -m cosmopipe.emulators.observables")
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("campaign", help="CAMB runs on a Latin hypercube of DEFAULT_BOX, in chunks (resumable)")
     c.add_argument("--out", required=True)

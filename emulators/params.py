@@ -30,7 +30,7 @@ _REL_TOL = 1e-9
 
 @functools.lru_cache(maxsize=1)
 def _cosmology_names() -> tuple[str, ...]:
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     return Cosmology.names()
 
@@ -97,7 +97,7 @@ class ParameterSpace:
             return theta[:, self.names.index(name)]
         if name in self.fixed:
             return self.fixed[name]
-        from sims.cosmology import Cosmology
+        from cosmopipe.sims.cosmology import Cosmology
 
         return getattr(Cosmology(), name)
 
@@ -139,7 +139,7 @@ class ParameterSpace:
             expected = self.fixed[name] if name in self.fixed else None
             if expected is None:
                 # Not varied and not recorded as fixed: only the default is safe.
-                from sims.cosmology import Cosmology
+                from cosmopipe.sims.cosmology import Cosmology
 
                 expected = float(getattr(Cosmology(), name))
             ok = _same_value(values, expected)

@@ -31,8 +31,8 @@ def camb_boost(k: Any, z: Any, cosmo: Any, model: str = "mead2020") -> np.ndarra
     """
     import camb
 
-    from sims.cosmology import Cosmology
-    from sims.linear import camb_params
+    from cosmopipe.sims.cosmology import Cosmology
+    from cosmopipe.sims.linear import camb_params
 
     if model not in CAMB_MODELS:
         raise ValueError(f"camb_boost: model must be one of {', '.join(CAMB_MODELS)}, got {model!r}")

@@ -1,7 +1,7 @@
 """Stand-in training data: EuclidEmulator2 boosts at Latin-hypercube cosmologies.
 
 For exercising and benchmarking the emulator machinery without running
-simulations: the result is a :class:`pipeline.dataset.SimDataset` shaped like
+simulations: the result is a :class:`cosmopipe.sims.dataset.SimDataset` shaped like
 the simulate stage's output, with ``boost`` from EE2 (an independent,
 smooth target), ``pk_lin`` a placeholder of ones and ``pk`` equal to the
 boost.  The box must lie inside EE2's (EE2 cannot be extrapolated).
@@ -30,8 +30,8 @@ def ee2_dataset(n: int, z: Sequence[float], k: Sequence[float], box: Mapping[str
     """
     from scipy.stats import qmc
 
-    from pipeline.dataset import SimDataset
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.dataset import SimDataset
+    from cosmopipe.sims.cosmology import Cosmology
 
     from .ee2 import EE2_BOX, ee2_boost
 

@@ -91,14 +91,14 @@ class Likelihood(Protocol):
 
 # name -> "module:factory"; modules that do not exist yet are reported clearly.
 LIKELIHOODS: dict[str, str] = {
-    "lsst_y1_shear": "likelihoods.shear.likelihood:from_config",
-    "planck_2018_plik_lite": "likelihoods.planck:plik_lite_from_config",
-    "planck_2018_lowl_tt": "likelihoods.planck:lowl_tt_from_config",
-    "planck_2018_lowl_ee_sroll2": "likelihoods.planck:lowl_ee_from_config",
-    "planck_2018_lensing": "likelihoods.planck:lensing_from_config",
-    "bao": "likelihoods.bao:from_config",
-    "pantheon": "likelihoods.sn:pantheon_from_config",
-    "pantheon_plus": "likelihoods.sn:pantheon_plus_from_config",
+    "lsst_y1_shear": "cosmopipe.likelihoods.shear.likelihood:from_config",
+    "planck_2018_plik_lite": "cosmopipe.likelihoods.planck:plik_lite_from_config",
+    "planck_2018_lowl_tt": "cosmopipe.likelihoods.planck:lowl_tt_from_config",
+    "planck_2018_lowl_ee_sroll2": "cosmopipe.likelihoods.planck:lowl_ee_from_config",
+    "planck_2018_lensing": "cosmopipe.likelihoods.planck:lensing_from_config",
+    "bao": "cosmopipe.likelihoods.bao:from_config",
+    "pantheon": "cosmopipe.likelihoods.sn:pantheon_from_config",
+    "pantheon_plus": "cosmopipe.likelihoods.sn:pantheon_plus_from_config",
 }
 
 

@@ -16,8 +16,8 @@ logA | As       ln(10^10 A_s) or A_s, at k_pivot = 0.05 / Mpc                   
 ns              scalar spectral index                                                 required
 tau             optical depth to reionisation                                        0.0544
 mnu             sum of neutrino masses [eV], one massive eigenstate (Planck 2018)    0.06
-f_EDE, log10_z_c, theta_i   early dark energy (see :mod:`likelihoods.ede`)           model
-w_1 .. w_N      piecewise-constant late-time w(z) bins (see :mod:`likelihoods.ede`)  model
+f_EDE, log10_z_c, theta_i   early dark energy (see :mod:`cosmopipe.likelihoods.ede`)           model
+w_1 .. w_N      piecewise-constant late-time w(z) bins (see :mod:`cosmopipe.likelihoods.ede`)  model
 ==============  ===================================================================  ===========
 
 H0 is the primary parameter because every dark-energy model here (including
@@ -123,7 +123,7 @@ class CambSettings:
                      'scalar' (CAMB EarlyQuintessence); None: 'fluid' when params hold f_EDE
     ede_n            power-law index n of the EDE potential (1 - cos)^n; w_n = (n-1)/(n+1)
     w_bins           None (w = -1), an int N (N equal bins over 0 < z < 3) or a
-                     :class:`likelihoods.ede.WBins`; None also means: N bins when params hold w_1..w_N
+                     :class:`cosmopipe.likelihoods.ede.WBins`; None also means: N bins when params hold w_1..w_N
     de_perturbations 'fluid' (c_s^2 = 1 fluid, refuses w crossing -1) | 'ppf' for the tabulated component
     ede_correction   'difference' | 'none': correct the tabulated EDE + w component's C_ell with
                      its error at w_i = -1 (two extra unlensed CAMB runs; see likelihoods.ede)
@@ -159,9 +159,9 @@ class CambSettings:
 
 
 def settings_from_section(section) -> CambSettings:
-    """CambSettings from a workflow section (``pipeline.schema.Section``), keys as the fields;
+    """CambSettings from a workflow section (``cosmopipe.schema.Section``), keys as the fields;
     ``w_bins`` is an int N or {'n': N, 'edges': [...], 'step_width': 0.01}."""
-    from pipeline.schema import choice, optional, positive_int, number, nonnegative_int, list_of
+    from cosmopipe.schema import choice, optional, positive_int, number, nonnegative_int, list_of
 
     from .ede import WBins
 

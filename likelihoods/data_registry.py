@@ -24,9 +24,9 @@ was looked for and the URL to fetch it from.  Checksums come in three grades:
 :func:`download` fetches missing files with urllib and verifies them; it needs nothing
 from the rest of cosmopipe.  Command line::
 
-    python -m likelihoods.data_registry list
-    python -m likelihoods.data_registry check  [NAME ...] [--data-dir DIR]
-    python -m likelihoods.data_registry download NAME [--data-dir DIR]
+    python -m cosmopipe.likelihoods.data_registry list
+    python -m cosmopipe.likelihoods.data_registry check  [NAME ...] [--data-dir DIR]
+    python -m cosmopipe.likelihoods.data_registry download NAME [--data-dir DIR]
 """
 from __future__ import annotations
 
@@ -376,7 +376,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         raise DataError(
             "no data directory: set `data_dir: /path/to/data` in the workflow YAML or "
             f"`export {ENV_VAR}=/path/to/data` (the folder holding bao/, sn/, cmb/, lensing/); "
-            "`python -m likelihoods.data_registry download NAME --data-dir DIR` fills it")
+            "`python -m cosmopipe.likelihoods.data_registry download NAME --data-dir DIR` fills it")
     if not where.is_dir():
         raise DataError(f"data directory {str(where)!r} (from {origin}) does not exist or is not a directory")
     return where.resolve()
@@ -454,7 +454,7 @@ def _missing_message(ds: Dataset, f: DataFile, root: Path, origin: str) -> str:
         text += f" (nor {f.path + '.gz'!r})"
     if f.url:
         text += (f". Download it from {f.url} to {str(root / f.path)!r}, or run "
-                 f"`python -m likelihoods.data_registry download {ds.name} --data-dir {root}`")
+                 f"`python -m cosmopipe.likelihoods.data_registry download {ds.name} --data-dir {root}`")
     else:
         text += ". It cannot be downloaded automatically"
     if f.note:
@@ -544,7 +544,7 @@ def download(name: str, data_dir: str | os.PathLike | None = None, overwrite: bo
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m likelihoods.data_registry",
+    parser = argparse.ArgumentParser(prog="python -m cosmopipe.likelihoods.data_registry",
                                      description="List, check or download cosmopipe's public data sets.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered data sets")

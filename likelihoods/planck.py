@@ -1,7 +1,7 @@
 """Planck 2018 CMB likelihoods: plik-lite TT/TE/EE, the two-bin low-ell TT compression,
-the SRoll2 low-ell EE table and (in :mod:`likelihoods.planck_lensing`) the lensing bandpowers.
+the SRoll2 low-ell EE table and (in :mod:`cosmopipe.likelihoods.planck_lensing`) the lensing bandpowers.
 
-All of them read the public files of the data registry (:mod:`likelihoods.data_registry`)
+All of them read the public files of the data registry (:mod:`cosmopipe.likelihoods.data_registry`)
 and take the lensed theory spectra of a :class:`~likelihoods.base.TheoryResult`:
 ``cls['tt'|'te'|'ee']`` = C_ell in muK^2 for ell = 0..lmax (not D_ell).
 
@@ -312,14 +312,14 @@ def lowl_ee(data_dir=None, verify: bool = True) -> LowlEE:
 # -- workflow factories ------------------------------------------------------------------
 
 def _verify_option(section) -> bool:
-    from pipeline.schema import boolean
+    from cosmopipe.schema import boolean
 
     return section.take("verify_checksums", boolean, default=True)
 
 
 def plik_lite_from_config(section, info) -> PlikLite:
     """YAML keys: ``spectra`` (TTTEEE | TT | TE | EE, default TTTEEE), ``verify_checksums``."""
-    from pipeline.schema import choice
+    from cosmopipe.schema import choice
 
     spectra = section.take("spectra", choice(*PLIK_SPECTRA), default="TTTEEE")
     verify = _verify_option(section)
@@ -342,7 +342,7 @@ def lowl_ee_from_config(section, info) -> LowlEE:
 
 
 def lensing_from_config(section, info):
-    """See :func:`likelihoods.planck_lensing.from_config`."""
+    """See :func:`cosmopipe.likelihoods.planck_lensing.from_config`."""
     from .planck_lensing import from_config
 
     return from_config(section, info)

@@ -165,7 +165,7 @@ def planck_lensing(data_dir=None, variant: str = "native", linear_correction: bo
 def from_config(section, info) -> PlanckLensing:
     """YAML keys: ``variant`` (native | cmb_marged, default native), ``linear_correction``
     (default true; native only), ``verify_checksums``."""
-    from pipeline.schema import boolean, choice
+    from cosmopipe.schema import boolean, choice
 
     variant = section.take("variant", choice("native", "cmb_marged"), default="native")
     correction = section.take("linear_correction", boolean, default=True)

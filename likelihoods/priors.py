@@ -7,7 +7,7 @@ A workflow gives a prior as a mapping (units are those of the parameter)::
     prior: {dist: gaussian, mean: 0.5, sigma: 0.3, min: 0}   # truncated Gaussian
 
 Likelihoods announce default priors of their nuisance parameters in the
-format of ``likelihoods.base.Likelihood.parameters()``, e.g.
+format of ``cosmopipe.likelihoods.base.Likelihood.parameters()``, e.g.
 ``{'prior': 'gaussian', 'mean': 1, 'sigma': 0.0025}``; :func:`prior_from_default`
 reads those with the same checks.  All densities are normalised over their
 support, so ln prior is comparable between runs with different priors.
@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from pipeline.schema import ConfigError, Section, choice, number, positive_number
+from cosmopipe.schema import ConfigError, Section, choice, number, positive_number
 
 __all__ = ["Prior", "PriorSet", "parse_prior", "prior_from_default", "DISTRIBUTIONS"]
 

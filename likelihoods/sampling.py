@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from sims.integrity import CorruptFileError, attrs_digest, reading, row_checksums, text, warn_unverified
+from cosmopipe.integrity import CorruptFileError, attrs_digest, reading, row_checksums, text, warn_unverified
 
 from .base import LikelihoodError
 from .priors import Prior, PriorSet
@@ -354,7 +354,7 @@ class ChainBackend(emcee.backends.HDFBackend):
     Integrity: ``mcmc/cosmopipe_step_sha256`` (uint64 per step) checks each step's coords,
     log_prob and blobs; the attr ``cosmopipe_state_sha256`` checks iteration, accepted,
     random state and shape.  Every read (chains, log_prob, blobs, last sample, iteration)
-    verifies what it returns and raises :class:`sims.integrity.CorruptFileError` naming
+    verifies what it returns and raises :class:`cosmopipe.integrity.CorruptFileError` naming
     the file; chains written before (no checksums) are read with a warning.
     """
 

@@ -184,7 +184,7 @@ def pantheon_plus(data_dir=None, zmin: float = 0.01, covariance: str = "auto", v
 def pantheon_from_config(section, info) -> SNLikelihood:
     """YAML keys: ``sample`` (binned | full, default binned), ``systematics`` (default true),
     ``verify_checksums``."""
-    from pipeline.schema import boolean, choice
+    from cosmopipe.schema import boolean, choice
 
     sample = section.take("sample", choice("binned", "full"), default="binned")
     systematics = section.take("systematics", boolean, default=True)
@@ -196,7 +196,7 @@ def pantheon_from_config(section, info) -> SNLikelihood:
 def pantheon_plus_from_config(section, info) -> SNLikelihood:
     """YAML keys: ``zmin`` (default 0.01), ``covariance`` (auto | full | diagonal, default
     auto), ``verify_checksums``."""
-    from pipeline.schema import boolean, choice, nonnegative_number
+    from cosmopipe.schema import boolean, choice, nonnegative_number
 
     zmin = section.take("zmin", nonnegative_number, default=0.01)
     covariance = section.take("covariance", choice("auto", "full", "diagonal"), default="auto")

@@ -7,7 +7,7 @@ Workflow section ``sample.theory``::
 
 ``none`` hands the likelihoods an empty :class:`~likelihoods.base.TheoryResult`
 (holding the parameters only).  ``camb`` calls
-``likelihoods.camb_theory.camb_theory(params, requirements, settings)`` once
+``cosmopipe.likelihoods.camb_theory.camb_theory(params, requirements, settings)`` once
 per point with the merged requirements of all likelihoods; the other keys of
 the section are that module's settings (``settings_from_section``), and the
 parameters it reads are ``theory_params(settings)`` (Planck-style names:
@@ -21,7 +21,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from pipeline.schema import ConfigError, Section, choice, string
+from cosmopipe.schema import ConfigError, Section, choice, string
 
 from .base import TheoryResult
 
@@ -29,7 +29,7 @@ __all__ = ["PROVIDERS", "TheorySpec", "Theory", "parse_theory", "make_theory", "
            "THEORY_REQUIREMENTS"]
 
 PROVIDERS = ("none", "camb", "emulator")
-_CAMB_MODULE = "likelihoods.camb_theory"
+_CAMB_MODULE = "cosmopipe.likelihoods.camb_theory"
 # Derived parameters a theory provider computes when asked (requirement key = parameter name).
 THEORY_REQUIREMENTS = ("sigma8", "S8", "H0", "rdrag", "theta_star")
 
@@ -59,7 +59,7 @@ def parse_theory(section: Section) -> TheorySpec:
         path = section.take("path", string)
         if not Path(path).is_file():
             raise section.error("path", f"observables emulator file {path} not found (build it with "
-                                        f"python -m emulators.observables campaign|train)")
+                                        f"python -m cosmopipe.emulators.observables campaign|train)")
         section.finish(allowed_hint=["provider", "path"])
         return TheorySpec("emulator", path)
     if provider == "none":
@@ -111,7 +111,7 @@ class Theory:
         if self.provider == "none":
             return ()
         if self.provider == "emulator":
-            from emulators.observables import theory_params
+            from cosmopipe.emulators.observables import theory_params
 
             return tuple(theory_params(self.settings))
         module = importlib.import_module(_CAMB_MODULE)
@@ -123,7 +123,7 @@ class Theory:
         if self.provider == "none":
             return TheoryResult(params=dict(params))
         if self.provider == "emulator":
-            from emulators.observables import emulated_theory
+            from cosmopipe.emulators.observables import emulated_theory
 
             return emulated_theory(dict(params), self.requirements, path=self.settings)
         module = importlib.import_module(_CAMB_MODULE)

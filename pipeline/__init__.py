@@ -1,4 +1,4 @@
 """Orchestration of cosmopipe: command line, provenance, plotting and campaigns."""
-from ._version import __version__
+from cosmopipe._version import __version__
 
 __all__ = ["__version__"]

@@ -46,7 +46,7 @@ def _archive_physics(path: Path, ds, settings) -> None:
 
 def _result_of_row(ds, i: int, cosmology, config, source: Path):
     """The simulation file content of dataset row ``i``."""
-    from sims.result import SimResult
+    from cosmopipe.sims.result import SimResult
 
     pk_runs = ds.pk_runs[i] if ds.pk_runs is not None else ds.pk[i][None]
     return SimResult(k=ds.k, z=ds.z, pk=ds.pk[i], pk_lin=ds.pk_lin[i], boost=ds.boost[i], nmodes=ds.nmodes,
@@ -58,9 +58,9 @@ def _result_of_row(ds, i: int, cosmology, config, source: Path):
 
 def seed_design(settings, run_dir: Path, design: str, ids: list[str], values: np.ndarray) -> int:
     """Write the simulations of ``design`` held in the archive into ``run_dir``; returns how many."""
-    from sims.io import write_result
+    from cosmopipe.sims.io import write_result
 
-    from .dataset import read_dataset
+    from cosmopipe.sims.dataset import read_dataset
     from .simulate import _matches, cosmology_of, sim_path
 
     path = Path(settings.seed_from) / f"{design}.h5"

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .rundir import RunDirError, describe_os_error
-from .schema import ConfigError
+from cosmopipe.schema import ConfigError
 
 __all__ = ["verify_run_dir", "check_simulate"]
 
@@ -61,7 +61,7 @@ def _worker_memory(spec) -> int | None:
 def check_simulate(settings, ctx) -> None:
     """Before anything is written: the run directory's physics and the memory each task needs
     (settings: SimulateSettings, ctx: RunContext)."""
-    from sims.config import MemoryLimitError, check_memory
+    from cosmopipe.sims.config import MemoryLimitError, check_memory
 
     from .simulate import _resources, task_memory_bytes
 

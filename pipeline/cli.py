@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ._version import __version__
+from cosmopipe._version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -55,7 +55,7 @@ def parse_assignments(items: Sequence[str] | None, option: str,
 
 def parse_params(items: Sequence[str] | None) -> dict[str, float]:
     """``["Omega_m=0.3", "w0=-0.9"]`` -> ``{"Omega_m": 0.3, "w0": -0.9}``."""
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     return parse_assignments(items, "--param", Cosmology.names())
 
@@ -77,15 +77,15 @@ def parse_redshifts(values: Sequence[float]) -> tuple[float, ...]:
 
 
 def _sim_defaults() -> dict[str, object]:
-    from sims.config import SimConfig
+    from cosmopipe.sims.config import SimConfig
 
     return {f.name: f.default for f in dataclasses.fields(SimConfig)}
 
 
 # -- sim ----------------------------------------------------------------------
 def _add_sim(subparsers) -> argparse.ArgumentParser:
-    from sims.config import ASSIGNMENTS, STEP_SPACINGS
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.config import ASSIGNMENTS, STEP_SPACINGS
+    from cosmopipe.sims.cosmology import Cosmology
 
     d = _sim_defaults()
     p = subparsers.add_parser(
@@ -153,8 +153,7 @@ def _check_writable(path: Path, what: str) -> None:
 
 def _simulate(cosmology, config, progress: bool, memory_limit: int | None = None):
     """The engine entry point (a seam for tests)."""
-    import sims
-
+    from cosmopipe import sims
     return sims.run_simulation(cosmology, config, progress=progress, memory_limit=memory_limit)
 
 
@@ -174,15 +173,15 @@ def _memory_limit(text: str | None) -> int | None:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from sims.config import SimConfig
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.config import SimConfig
+    from cosmopipe.sims.cosmology import Cosmology
 
     try:
         cosmology = Cosmology.from_dict(parse_params(args.param))
         config = SimConfig(**_sim_config_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from sims.config import MemoryLimitError, check_memory
+    from cosmopipe.sims.config import MemoryLimitError, check_memory
 
     memory_limit = _memory_limit(args.max_memory)
     try:
@@ -199,7 +198,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
              ",".join(f"{z:g}" for z in config.z_out), config.seed, ", paired" if config.paired else "")
     result = _simulate(cosmology, config, progress=not args.no_progress, memory_limit=memory_limit)
 
-    from sims.io import write_result
+    from cosmopipe.sims.io import write_result
 
     from .rundir import naming_file
 
@@ -222,8 +221,8 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = 
 # Subcommands of the other areas live in their own modules, each exposing
 # SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
 # this module) for user errors. A module not written yet is skipped.
-_PLUGIN_MODULES = ("pipeline.cli_campaign", "pipeline.cli_emulators", "pipeline.cli_posterior", "pipeline.cli_data",
-                   "pipeline.cli_datavector")
+_PLUGIN_MODULES = ("cosmopipe.pipeline.cli_campaign", "cosmopipe.pipeline.cli_emulators", "cosmopipe.pipeline.cli_posterior", "cosmopipe.pipeline.cli_data",
+                   "cosmopipe.pipeline.cli_datavector")
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
@@ -271,9 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     from .rundir import RunDirError, describe_os_error
-    from sims.integrity import CorruptFileError
+    from cosmopipe.integrity import CorruptFileError
 
-    from .schema import ConfigError
+    from cosmopipe.schema import ConfigError
 
     try:
         return args.handler(args)

@@ -23,7 +23,7 @@ def _add_data(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from likelihoods.data_registry import main
+    from cosmopipe.likelihoods.data_registry import main
 
     argv = [args.data_command]
     if args.data_command in ("check", "download"):

@@ -34,8 +34,8 @@ def _add(subparsers) -> argparse.ArgumentParser:
 
 
 def _likelihood(path: str):
-    from likelihoods.shear import from_config
-    from pipeline.schema import Section, load_yaml
+    from cosmopipe.likelihoods.shear import from_config
+    from cosmopipe.schema import Section, load_yaml
 
     from .cli import UsageError
 
@@ -58,7 +58,7 @@ def _parse_params(items, allowed) -> dict[str, float]:
 def _write(args) -> int:
     import numpy as np
 
-    from likelihoods.shear.modelvector import write_modelvector
+    from cosmopipe.likelihoods.shear.modelvector import write_modelvector
 
     from .cli import UsageError
 
@@ -81,9 +81,9 @@ def _write(args) -> int:
 def _compare(args) -> int:
     import numpy as np
 
-    from likelihoods.shear.covariance import load_covariance
-    from likelihoods.shear.hankel import theta_edges
-    from likelihoods.shear.modelvector import cosmolike_3x2pt_size, delta_chi2_by_cut, read_modelvector
+    from cosmopipe.likelihoods.shear.covariance import load_covariance
+    from cosmopipe.likelihoods.shear.hankel import theta_edges
+    from cosmopipe.likelihoods.shear.modelvector import cosmolike_3x2pt_size, delta_chi2_by_cut, read_modelvector
 
     from .cli import UsageError
 
@@ -104,7 +104,7 @@ def _compare(args) -> int:
 
 
 def cmd_datavector(args: argparse.Namespace) -> int:
-    from likelihoods.base import LikelihoodError
+    from cosmopipe.likelihoods.base import LikelihoodError
 
     from .cli import UsageError
 

@@ -26,8 +26,7 @@ def _usage(message: str):
 
 
 def _load(path: Path):
-    import emulators
-
+    from cosmopipe import emulators
     try:
         return emulators.load(path)
     except (FileNotFoundError, ValueError) as exc:
@@ -61,7 +60,7 @@ def _add_predict(subparsers) -> argparse.ArgumentParser:
 
 
 def _predict_inputs(args, emu):
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     from .cli import parse_params, parse_redshifts
 
@@ -99,7 +98,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise _usage(str(exc).replace("pass extrapolate=True", "pass --extrapolate")) from None
 
     if suffix == ".png":
-        from emulators.plots import plot_prediction
+        from cosmopipe.emulators.plots import plot_prediction
 
         path, note = plot_prediction(emu, params, k, z, args.out, compare_ee2=args.compare == "ee2",
                                      extrapolate=args.extrapolate)
@@ -127,7 +126,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _ee2_column(emu, params, k, z):
-    from emulators.ee2 import ee2_boost
+    from cosmopipe.emulators.ee2 import ee2_boost
 
     full = {**emu.fixed, **params}
     try:
@@ -165,9 +164,9 @@ def _add_validate(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline.dataset import read_dataset
+    from cosmopipe.sims.dataset import read_dataset
 
-    from emulators.validate import validate
+    from cosmopipe.emulators.validate import validate
 
     emu = _load(args.emulator)
     if getattr(emu, "kind", None) == "linear":

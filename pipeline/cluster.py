@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import (ConfigError, Section, choice, list_of, nonnegative_int, optional, positive_int,
+from cosmopipe.schema import (ConfigError, Section, choice, list_of, nonnegative_int, optional, positive_int,
                      positive_number, string)
 
 __all__ = ["ClusterSpec", "parse_cluster", "merge_cluster", "start_cluster", "stop_cluster", "parse_bytes",

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import ConfigError
+from cosmopipe.schema import ConfigError
 
 __all__ = ["check_inputs", "cluster_section"]
 
@@ -26,7 +26,7 @@ def _need_file(path: Path, source: str, key: str) -> None:
 
 
 def _check_sample(settings: Any, ctx) -> None:
-    from likelihoods.stages import _build_likelihoods, build_posterior
+    from cosmopipe.pipeline.stages.posterior import _build_likelihoods, build_posterior
 
     # The real run's first two steps: they load every data and emulator file and
     # resolve the sampled and fixed parameter names against the likelihoods.
@@ -35,13 +35,13 @@ def _check_sample(settings: Any, ctx) -> None:
 
 
 def _check_train(settings: Any, ctx) -> None:
-    from emulators.stages import _path
+    from cosmopipe.pipeline.stages.emulators import _path
 
     _need_file(_path(ctx, settings.dataset, "datasets/train.h5"), settings_source(settings, ctx), "train.dataset")
 
 
 def _check_validate(settings: Any, ctx) -> None:
-    from emulators.stages import _out_dirs, _path
+    from cosmopipe.pipeline.stages.emulators import _out_dirs, _path
 
     source = settings_source(settings, ctx)
     _need_file(_path(ctx, settings.test, "datasets/test.h5"), source, "validate.test")
@@ -50,7 +50,7 @@ def _check_validate(settings: Any, ctx) -> None:
 
 
 def _check_bias(settings: Any, ctx) -> None:
-    from likelihoods.stages import _run_path
+    from cosmopipe.pipeline.stages.posterior import _run_path
 
     for key in ("emulator", "test"):
         _need_file(_run_path(ctx, getattr(settings, key)).resolve(), settings.source, f"emulator_bias.{key}")

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from sims.result import SimResult
+from cosmopipe.sims.result import SimResult
 
 __all__ = ["plot_boost"]
 
@@ -33,7 +33,7 @@ def _title(result: SimResult, note: str) -> str:
 
 def _ee2_reference(result: SimResult) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """EE2 boost on the emulated part of result.k, its k mask, and a title note."""
-    from emulators.ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
+    from cosmopipe.emulators.ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
 
     try:
         check_box(result.cosmology)

@@ -54,7 +54,7 @@ import numpy as np
 from .design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
 from .campaign_checks import check_simulate, verify_run_dir
 from .rundir import RunDirError, describe_os_error, fatal_os_error, naming_file
-from .schema import (FILE_NAME_RULE, ConfigError, Section, boolean, choice, file_name, list_of, nonnegative_int,
+from cosmopipe.schema import (FILE_NAME_RULE, ConfigError, Section, boolean, choice, file_name, list_of, nonnegative_int,
                      number, number_range, positive_int, positive_number, string)
 from .workflow import RunContext, Stage
 
@@ -216,7 +216,7 @@ def _check_twins(sec: Section, box: ParameterBox, fixed: dict[str, float], desig
 def _sim_config(sec: Section, z_out: tuple[float, ...], k_max: float | None, nk: int | None, threads: int):
     import re
 
-    from sims.config import SimConfig
+    from cosmopipe.sims.config import SimConfig
 
     allowed = [f for f in SimConfig.__dataclass_fields__ if f not in ("z_out", "k_max", "nk", "threads")]
     kwargs = {}
@@ -240,7 +240,7 @@ def _sim_config(sec: Section, z_out: tuple[float, ...], k_max: float | None, nk:
 
 
 def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
-    from sims.cosmology import PARAMETER_RANGES, Cosmology
+    from cosmopipe.sims.cosmology import PARAMETER_RANGES, Cosmology
 
     names_all = Cosmology.names()
     psec = sec.sub("parameters")
@@ -330,7 +330,7 @@ def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
 # -- designs --------------------------------------------------------------------
 def design_points(settings: SimulateSettings) -> dict[str, tuple[list[str], np.ndarray, ParameterBox]]:
     """design name -> (simulation ids, (n, d) varied-parameter values, the box drawn from)."""
-    from sims.cosmology import PARAMETER_RANGES
+    from cosmopipe.sims.cosmology import PARAMETER_RANGES
 
     out = {}
     for d in settings.designs:
@@ -359,7 +359,7 @@ def _with_lcdm_twins(ids: list[str], values: np.ndarray, names: tuple[str, ...])
 
 
 def cosmology_of(settings: SimulateSettings, row: np.ndarray):
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     return Cosmology.from_dict({**settings.fixed, **dict(zip(settings.box.names, map(float, row)))})
 
@@ -383,7 +383,7 @@ def sim_path(run_dir: Path, design: str, sim_id: str) -> Path:
 def _matches(path: Path, cosmo, config) -> bool:
     """A complete file that passes its checksums and whose stored cosmology and physics
     settings equal the requested ones; a damaged one is logged and so re-simulated."""
-    from sims.io import read_config
+    from cosmopipe.sims.io import read_config
 
     try:
         stored_cosmo, stored_config = read_config(path)
@@ -419,10 +419,10 @@ def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: 
     """Run one simulation and write it atomically; idempotent (a matching complete file is kept)."""
     import dataclasses
 
-    from sims.config import SimConfig
-    from sims.cosmology import Cosmology
-    from sims.io import write_result
-    from sims.run import run_simulation
+    from cosmopipe.sims.config import SimConfig
+    from cosmopipe.sims.cosmology import Cosmology
+    from cosmopipe.sims.io import write_result
+    from cosmopipe.sims.run import run_simulation
 
     out = Path(out_path)
     failed = out.with_suffix(".failed")
@@ -485,7 +485,7 @@ def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
 
     Every simulation file is read and checked (checksums, completeness); a damaged
     one is 'corrupt' (never an exception) and the next run re-simulates it."""
-    from sims.io import check
+    from cosmopipe.sims.io import check
 
     designs_dir = run_dir / "designs"
     if not (run_dir / "campaign.json").is_file() or not designs_dir.is_dir():
@@ -521,11 +521,11 @@ def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
 def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: list[str], box: ParameterBox,
                 workflow_raw: dict, quiet: bool = False) -> Path | None:
     """Gather the complete simulations of a design into datasets/<design>.h5."""
-    from sims.cosmology import Cosmology
-    from sims.io import is_complete, read_result
+    from cosmopipe.sims.cosmology import Cosmology
+    from cosmopipe.sims.io import is_complete, read_result
 
-    from .dataset import SimDataset, write_dataset
-    from .provenance import code_version
+    from cosmopipe.sims.dataset import SimDataset, write_dataset
+    from cosmopipe.provenance import code_version
 
     present = [sid for sid in ids if is_complete(sim_path(run_dir, design, sid))]
     if not present:
@@ -592,7 +592,7 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .provenance import code_version
+    from cosmopipe.provenance import code_version
 
     run_dir = ctx.run_dir
     check_run_dir(settings, run_dir)

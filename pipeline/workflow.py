@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import ConfigError, Section, file_name, load_yaml, optional, string
+from cosmopipe.schema import ConfigError, Section, file_name, load_yaml, optional, string
 
 __all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry", "run_workflow"]
 
 log = logging.getLogger("cosmopipe.workflow")
 
-_STAGE_MODULES = ("pipeline.simulate", "emulators.stages", "likelihoods.stages")
+_STAGE_MODULES = ("cosmopipe.pipeline.simulate", "cosmopipe.pipeline.stages.emulators", "cosmopipe.pipeline.stages.posterior")
 
 
 @dataclass(frozen=True)

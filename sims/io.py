@@ -37,7 +37,7 @@ import numpy as np
 
 from .config import SimConfig
 from .cosmology import Cosmology
-from .integrity import GROUP_ATTR, CorruptFileError, reading, seal, text, texts, verify
+from cosmopipe.integrity import GROUP_ATTR, CorruptFileError, reading, seal, text, texts, verify
 from .result import SimResult
 
 __all__ = ["atomic_hdf5", "write_result", "read_result", "read_config", "is_complete", "check",

@@ -45,7 +45,7 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
     at each output z, averaged over the modes of each k bin: on large scales
     B -> 1 exactly where the simulation follows linear theory.
     """
-    from pipeline.provenance import code_version, host_info
+    from cosmopipe.provenance import code_version, host_info
 
     check_memory(config, memory_limit)
     t_start = time.perf_counter()

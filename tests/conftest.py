@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from sims import Cosmology, SimConfig, SimResult
+from cosmopipe.sims import Cosmology, SimConfig, SimResult
 
 
 def pytest_addoption(parser):

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likelihoods import bao
-from likelihoods import data_registry as reg
-from likelihoods.base import LikelihoodError, TheoryResult
+from cosmopipe.likelihoods import bao
+from cosmopipe.likelihoods import data_registry as reg
+from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
 
 
 def _shared_data() -> Path | None:
@@ -171,8 +171,8 @@ def test_theory_without_rdrag_or_distances_is_a_clear_error(cobaya_point):
 
 
 def test_from_config_reads_and_checks_the_yaml_section():
-    from likelihoods.base import likelihood_factory
-    from pipeline.schema import ConfigError, Section
+    from cosmopipe.likelihoods.base import likelihood_factory
+    from cosmopipe.schema import ConfigError, Section
 
     factory = likelihood_factory("bao")
     like = factory(Section({"sets": ["desi_dr2"]}, "likelihoods.bao", "w.yaml"), {"data_dir": str(DATA)})

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from likelihoods.base import TheoryResult
-from likelihoods.camb_theory import (
+from cosmopipe.likelihoods.base import TheoryResult
+from cosmopipe.likelihoods.camb_theory import (
     PARAMS, CambSettings, TheoryError, TheorySetupError, camb_theory, merge_requirements, settings_from_section,
     theory_params,
 )
@@ -205,7 +205,7 @@ def test_merge_requirements_and_params():
 
 
 def test_settings_from_section():
-    from pipeline.schema import ConfigError, Section
+    from cosmopipe.schema import ConfigError, Section
 
     sec = Section({"ede_model": "fluid", "w_bins": {"n": 5}, "de_perturbations": "ppf"}, "sample.theory", "x.yaml")
     s = settings_from_section(sec)

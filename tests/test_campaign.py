@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.dataset import read_dataset
-from pipeline.schema import ConfigError
-from pipeline.simulate import campaign_status, design_points, simulate_task, sim_path
-from pipeline.workflow import load_workflow, run_workflow
+from cosmopipe.sims.dataset import read_dataset
+from cosmopipe.schema import ConfigError
+from cosmopipe.pipeline.simulate import campaign_status, design_points, simulate_task, sim_path
+from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
-COSMOPIPE = [sys.executable, "-m", "pipeline"]
+COSMOPIPE = [sys.executable, "-m", "cosmopipe"]
 
 
 def tiny_workflow(tmp_path: Path, name="camp", n_train=4, n_test=2, particles=16, steps=4, **over) -> Path:
@@ -96,8 +96,7 @@ def test_changed_physics_is_refused(tmp_path, client):
 def test_failure_is_recorded_and_others_finish(tmp_path, client, monkeypatch):
     # A table design whose second point cannot be simulated (CAMB rejects h far out of its grid
     # only at run time would be slow to provoke, so break that one task's config instead).
-    import pipeline.simulate as simulate
-
+    import cosmopipe.pipeline.simulate as simulate
     wf = load_workflow(tiny_workflow(tmp_path, n_train=3, n_test=1))
     real_submit = type(client).submit
 
@@ -153,7 +152,7 @@ def test_killed_worker_loses_nothing(tmp_path, client):
     assert [f.name for f in files] == [f"train-{i:04d}.h5" for i in range(8)]  # no temp files left
     ds = read_dataset(wf.run_dir / "datasets" / "train.h5")
     assert ds.sim_ids == tuple(f"train-{i:04d}" for i in range(8))
-    from sims.io import read_result
+    from cosmopipe.sims.io import read_result
 
     for f in files:
         assert np.all(np.isfinite(read_result(f).boost))
@@ -207,8 +206,8 @@ def test_killed_driver_resumes_exactly(tmp_path):
 
 
 def test_simulate_task_is_idempotent(tmp_path):
-    from sims.config import SimConfig
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.config import SimConfig
+    from cosmopipe.sims.cosmology import Cosmology
 
     cosmo = Cosmology()
     config = SimConfig(box=128.0, particles=16, steps=3, z_init=9.0, z_out=(0.0,), threads=1)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.dataset import read_dataset
-from pipeline.schema import ConfigError
-from pipeline.simulate import TWIN_SUFFIX, campaign_status, consolidate, design_points
-from pipeline.workflow import load_workflow, run_workflow
+from cosmopipe.sims.dataset import read_dataset
+from cosmopipe.schema import ConfigError
+from cosmopipe.pipeline.simulate import TWIN_SUFFIX, campaign_status, consolidate, design_points
+from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 from test_campaign import client, tiny_workflow  # noqa: F401 - the module's Dask cluster fixture
 
 W0WA = {"Omega_m": [0.26, 0.36], "w0": [-1.2, -0.8], "wa": [-0.3, 0.3]}

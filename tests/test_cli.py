@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from pipeline import cli
-from sims import Cosmology, SimConfig
-from sims.io import read_result
+from cosmopipe.pipeline import cli
+from cosmopipe.sims import Cosmology, SimConfig
+from cosmopipe.sims.io import read_result
 
 
 def run_cli(argv):
@@ -119,7 +119,7 @@ def test_sim_defaults(tmp_path, fake_engine):
 
 
 def test_module_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "sim", "--param", "x", "--out", "unused.h5"],
+    proc = subprocess.run([sys.executable, "-m", "cosmopipe", "sim", "--param", "x", "--out", "unused.h5"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "cosmopipe: error: --param expects NAME=VALUE, got 'x'"

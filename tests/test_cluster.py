@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import main
-from pipeline.cluster import (cluster_plan, exposed_without_tls, job_script, merge_cluster, parse_cluster,
+from cosmopipe.pipeline.cli import main
+from cosmopipe.pipeline.cluster import (cluster_plan, exposed_without_tls, job_script, merge_cluster, parse_cluster,
                               start_cluster, stop_cluster, walltime_seconds)
-from pipeline.schema import ConfigError
+from cosmopipe.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.yaml"))
@@ -101,8 +101,8 @@ def test_dry_run_refuses_changed_physics_like_the_real_run(tmp_path, capsys, mon
     path = tiny_workflow(tmp_path, n_train=1, n_test=1)
     run_dir = tmp_path / "camp"
     run_dir.mkdir()
-    from pipeline.simulate import check_run_dir
-    from pipeline.workflow import load_workflow
+    from cosmopipe.pipeline.simulate import check_run_dir
+    from cosmopipe.pipeline.workflow import load_workflow
 
     check_run_dir(load_workflow(path).stages["simulate"], run_dir)  # what a first run records
     changed = tiny_workflow(tmp_path, n_train=1, n_test=1, steps=5)

@@ -15,12 +15,12 @@ References and tolerances:
 import numpy as np
 import pytest
 
-from emulators.ee2 import ee2_boost
-from sims import Cosmology, SimConfig, run_simulation
-from sims.cola import evolve, initial_state, time_steps
-from sims.forces import PMForce
-from sims.growth import growth_factors, matter_lambda_background
-from sims.ic import lattice
+from cosmopipe.emulators.ee2 import ee2_boost
+from cosmopipe.sims import Cosmology, SimConfig, run_simulation
+from cosmopipe.sims.cola import evolve, initial_state, time_steps
+from cosmopipe.sims.forces import PMForce
+from cosmopipe.sims.growth import growth_factors, matter_lambda_background
+from cosmopipe.sims.ic import lattice
 
 
 def zeldovich_pancake_error(n=128, mesh=256, box=512.0, a_cross=1.5, a_out=(0.5, 1.0), steps=20):

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from sims import EE2_REFERENCE, Cosmology, SimConfig
-from sims.cosmology import PARAMETER_RANGES
+from cosmopipe.sims import EE2_REFERENCE, Cosmology, SimConfig
+from cosmopipe.sims.cosmology import PARAMETER_RANGES
 
 # EuclidEmulator2 reference cosmology (Knabenhans et al. 2021, table 2).
 EE2_REF_VALUES = {"Omega_m": 0.319, "Omega_b": 0.049, "h": 0.67, "A_s": 2.1e-9, "n_s": 0.96,

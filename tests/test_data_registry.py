@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from likelihoods import data_registry as reg
+from cosmopipe.likelihoods import data_registry as reg
 
 
 def _shared_data() -> Path | None:
@@ -120,7 +120,7 @@ def test_missing_file_names_dataset_file_location_and_url(tmp_path, monkeypatch)
     assert "cmb/planck2018_plik_lite/blmax.dat" in text
     assert str(tmp_path.resolve()) in text and "COSMOPIPE_DATA" in text
     assert "https://raw.githubusercontent.com/heatherprince/planck-lite-py/" in text
-    assert "python -m likelihoods.data_registry download planck_2018_plik_lite" in text
+    assert "python -m cosmopipe.likelihoods.data_registry download planck_2018_plik_lite" in text
 
 
 def test_files_absent_from_the_collection_point_to_their_source(tmp_path):

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from emulators import ee2 as ee2_module
-from emulators import EE2_BOX, EE2_K_RANGE, ee2_boost
-from sims import EE2_REFERENCE
+from cosmopipe.emulators import ee2 as ee2_module
+from cosmopipe.emulators import EE2_BOX, EE2_K_RANGE, ee2_boost
+from cosmopipe.sims import EE2_REFERENCE
 
 
 def _raw_package_boost(cosmology, z):

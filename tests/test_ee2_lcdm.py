@@ -13,18 +13,18 @@ import h5py
 import numpy as np
 import pytest
 
-import emulators
-from emulators.boost import train_boost
-from emulators.ee2 import EE2_BOX, EE2_K_RANGE, ee2_boost
-from emulators.ee2_lcdm import ee2_lcdm_log_boost, ee2_native_k, lcdm_space, train_ee2_lcdm
-from emulators.hybrid import HybridEmulator, make_hybrid
-from emulators.network import TrainConfig
-from emulators.params import ParameterSpace
-from emulators.synthetic import ee2_dataset
-from emulators.training import FitSettings
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.power import EmulatorPower
-from sims import Cosmology
+from cosmopipe import emulators
+from cosmopipe.emulators.boost import train_boost
+from cosmopipe.emulators.ee2 import EE2_BOX, EE2_K_RANGE, ee2_boost
+from cosmopipe.emulators.ee2_lcdm import ee2_lcdm_log_boost, ee2_native_k, lcdm_space, train_ee2_lcdm
+from cosmopipe.emulators.hybrid import HybridEmulator, make_hybrid
+from cosmopipe.emulators.network import TrainConfig
+from cosmopipe.emulators.params import ParameterSpace
+from cosmopipe.emulators.synthetic import ee2_dataset
+from cosmopipe.emulators.training import FitSettings
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.power import EmulatorPower
+from cosmopipe.sims import Cosmology
 
 VARIED = ("Omega_m", "A_s", "w0")
 BOX = {name: EE2_BOX[name] for name in VARIED}
@@ -189,7 +189,7 @@ def test_production_surrogate_accuracy():
     names = ("Omega_m", "Omega_b", "h", "A_s", "n_s", "w0")
     space = ParameterSpace(names, [EE2_BOX[n][0] for n in names], [EE2_BOX[n][1] for n in names],
                            {"wa": 0.0, "m_nu": 0.058})
-    from emulators.stages import SurrogateSettings
+    from cosmopipe.pipeline.stages.emulators import SurrogateSettings
 
     default = SurrogateSettings()
     sur = train_ee2_lcdm(space, n=default.n, z=np.linspace(0.0, 3.0, default.nz), settings=default.fit,

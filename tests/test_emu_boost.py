@@ -10,16 +10,16 @@ import h5py
 import numpy as np
 import pytest
 
-import emulators
-from emulators.boost import BoostEmulator, train_boost
-from emulators.ee2 import EE2_BOX, ee2_boost
-from emulators.hybrid import HybridEmulator, make_hybrid
-from emulators.network import TrainConfig
-from emulators.synthetic import ee2_dataset
-from emulators.training import FitSettings
-from pipeline import cli
-from pipeline.dataset import write_dataset
-from sims import Cosmology
+from cosmopipe import emulators
+from cosmopipe.emulators.boost import BoostEmulator, train_boost
+from cosmopipe.emulators.ee2 import EE2_BOX, ee2_boost
+from cosmopipe.emulators.hybrid import HybridEmulator, make_hybrid
+from cosmopipe.emulators.network import TrainConfig
+from cosmopipe.emulators.synthetic import ee2_dataset
+from cosmopipe.emulators.training import FitSettings
+from cosmopipe.pipeline import cli
+from cosmopipe.sims.dataset import write_dataset
+from cosmopipe.sims import Cosmology
 
 VARIED = ("Omega_m", "A_s", "w0")
 BOX = {name: EE2_BOX[name] for name in VARIED}
@@ -283,7 +283,7 @@ def test_hybrid_round_trip(hybrid, tmp_path, test_set):
 
 # -- validation report and command line -----------------------------------------------------
 def test_validate_report(emu, test_set, tmp_path):
-    from emulators.validate import validate
+    from cosmopipe.emulators.validate import validate
 
     result = validate(emu, test_set, tmp_path / "val")
     for key in ("csv", "markdown", "plot", "json"):
@@ -387,7 +387,7 @@ def test_campaign_sized_stand_in(tmp_path):
     cosmologies, 13 z in 0-3, 30 k up to 1.2 h/Mpc, default settings (about a
     minute).  Measured: 96 % of test cosmologies within 0.5 % for k <= 1, z <= 3
     (the issue's bar for COLA data is 95 %), p95 of the max error 0.45 %."""
-    from emulators.validate import validate
+    from cosmopipe.emulators.validate import validate
 
     z, k = np.linspace(0, 3, 13), np.linspace(0.04, 1.2, 30)
     emu = train_boost(ee2_dataset(200, z, k, seed=11))

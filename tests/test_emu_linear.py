@@ -3,15 +3,15 @@ primordial scaling, P_nl = P_lin x B through the boost emulator, files."""
 import numpy as np
 import pytest
 
-import emulators
-from emulators.boost import train_boost
-from emulators.ee2 import EE2_BOX
-from emulators.linear import (LinearEmulator, camb_linear_dataset, latin_hypercube, read_linear_dataset,
+from cosmopipe import emulators
+from cosmopipe.emulators.boost import train_boost
+from cosmopipe.emulators.ee2 import EE2_BOX
+from cosmopipe.emulators.linear import (LinearEmulator, camb_linear_dataset, latin_hypercube, read_linear_dataset,
                               train_linear, write_linear_dataset)
-from emulators.network import TrainConfig
-from emulators.params import ParameterSpace
-from emulators.synthetic import ee2_dataset
-from emulators.training import FitSettings
+from cosmopipe.emulators.network import TrainConfig
+from cosmopipe.emulators.params import ParameterSpace
+from cosmopipe.emulators.synthetic import ee2_dataset
+from cosmopipe.emulators.training import FitSettings
 
 NAMES = ("Omega_m", "h", "A_s", "n_s")
 SPACE = ParameterSpace(NAMES, [EE2_BOX[n][0] for n in NAMES], [EE2_BOX[n][1] for n in NAMES],
@@ -120,10 +120,10 @@ def test_ee2_power_source_on_the_linear_emulator(lin, tmp_path):
     exactly the product inside the emulator's ranges; a file without one is refused."""
     import warnings
 
-    from emulators.ee2 import ee2_boost
-    from likelihoods.base import LikelihoodError
-    from likelihoods.shear.power import power_source
-    from sims import Cosmology
+    from cosmopipe.emulators.ee2 import ee2_boost
+    from cosmopipe.likelihoods.base import LikelihoodError
+    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.sims import Cosmology
 
     path = lin.save(tmp_path / "linear.h5")
     source = power_source("ee2", linear=str(path))

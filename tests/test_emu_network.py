@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from emulators.network import MLP, TrainConfig, _init, _loss_and_grad, _shapes, stack_mlps, train_mlp
+from cosmopipe.emulators.network import MLP, TrainConfig, _init, _loss_and_grad, _shapes, stack_mlps, train_mlp
 
 
 @pytest.mark.parametrize("activation", ["tanh", "silu"])

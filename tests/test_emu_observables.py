@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
-from emulators import observables as ob
-from likelihoods.camb_theory import TheoryError
+from cosmopipe.emulators import observables as ob
+from cosmopipe.likelihoods.camb_theory import TheoryError
 
 BOX = {"ombh2": (0.0215, 0.0235), "omch2": (0.11, 0.13), "theta_star_100": (1.038, 1.044), "tau": (0.04, 0.07),
        "logA": (3.0, 3.1)}
@@ -121,7 +121,7 @@ def test_fully_emulated_theory(emulator):
 
 def test_theory_uses_exact_background(emulator):
     """theory() = camb_theory's background + emulated C_ell at that background's theta_*."""
-    from likelihoods.camb_theory import camb_theory
+    from cosmopipe.likelihoods.camb_theory import camb_theory
 
     th = emulator.theory(PLANCK18, {"cls": {"lmax": LMAX}, "distances": True, "rdrag": True})
     ref = camb_theory({**PLANCK18, "mnu": ob.MNU}, {"distances": {"zmax": 2.5}, "rdrag": True})
@@ -245,7 +245,7 @@ def test_out_of_box_and_bad_input(emulator):
 @pytest.mark.slow
 def test_delta_chi2_on_held_out_camb_points():
     """Delta chi^2 per likelihood between the emulator and CAMB on held-out CAMB points of a
-    stored campaign (``python -m emulators.observables campaign``, EDE + 3 w bins; test*.h5
+    stored campaign (``python -m cosmopipe.emulators.observables campaign``, EDE + 3 w bins; test*.h5
     held out, train_*.h5 and the background-only bg_*.h5 for training).
 
     Target (issue 7): Delta chi^2 < 0.2.  Measured with 594 C_ell + 3598 background training
@@ -285,10 +285,10 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
     """`theory: {provider: emulator}` with theta_star_100 sampled: every point fully
     emulated, H0 and S8 stored as derived parameters equal to the emulated background's."""
     import test_sampling_support as support
-    from likelihoods.sampling import read_chain
-    from likelihoods.stages import parse, run
-    from pipeline.schema import Section
-    from pipeline.workflow import RunContext, Workflow
+    from cosmopipe.likelihoods.sampling import read_chain
+    from cosmopipe.pipeline.stages.posterior import parse, run
+    from cosmopipe.schema import Section
+    from cosmopipe.pipeline.workflow import RunContext, Workflow
 
     support.register(monkeypatch)
     path = ob.save_observables(emulator, tmp_path / "obs.h5")
@@ -322,18 +322,18 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
 
 
 def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
-    """emulators.obs_check on a chain of the sample stage: with the stand-in playing CAMB and
+    """cosmopipe.emulators.obs_check on a chain of the sample stage: with the stand-in playing CAMB and
     a likelihood reading H0 and C_ell^TT, Delta chi^2 at the samples equals the one computed
     by hand from the emulator's error, and the importance shifts follow from those weights."""
     import dataclasses
 
     import test_sampling_support as support
-    from emulators import obs_check
-    from likelihoods.base import TheoryResult
-    from likelihoods.shear.bias import importance_shifts, read_chain_samples
-    from likelihoods.stages import parse, run
-    from pipeline.schema import Section
-    from pipeline.workflow import RunContext, Workflow
+    from cosmopipe.emulators import obs_check
+    from cosmopipe.likelihoods.base import TheoryResult
+    from cosmopipe.likelihoods.shear.bias import importance_shifts, read_chain_samples
+    from cosmopipe.pipeline.stages.posterior import parse, run
+    from cosmopipe.schema import Section
+    from cosmopipe.pipeline.workflow import RunContext, Workflow
 
     @dataclasses.dataclass
     class ToyLike:
@@ -407,7 +407,7 @@ def test_ede_wbins_workflow_validates(tmp_path):
     text = text.replace("run_dir: out/ede_wbins", f"run_dir: {tmp_path / 'run'}")
     text = text.replace("data_dir: ../shared/data", f"data_dir: {data}")
     (tmp_path / "wf.yaml").write_text(text)
-    out = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tmp_path / "wf.yaml"), "--dry-run"],
+    out = subprocess.run([sys.executable, "-m", "cosmopipe", "run", str(tmp_path / "wf.yaml"), "--dry-run"],
                          cwd=repo, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "theta_star_100" in out.stdout + out.stderr and not (tmp_path / "run" / "chains").exists()

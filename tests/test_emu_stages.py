@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-import emulators
-from emulators.ee2 import EE2_BOX
-from emulators.synthetic import ee2_dataset
-from pipeline.dataset import write_dataset
-from pipeline.schema import ConfigError
-from pipeline.workflow import load_workflow, run_workflow
+from cosmopipe import emulators
+from cosmopipe.emulators.ee2 import EE2_BOX
+from cosmopipe.emulators.synthetic import ee2_dataset
+from cosmopipe.sims.dataset import write_dataset
+from cosmopipe.schema import ConfigError
+from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 
 BOX = {name: EE2_BOX[name] for name in ("Omega_m", "w0")}
 K = np.geomspace(0.03, 0.8, 12)

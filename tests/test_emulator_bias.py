@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear import bias
-from likelihoods.shear.hankel import theta_edges
-from pipeline.dataset import SimDataset, write_dataset
-from pipeline.schema import ConfigError, Section
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear import bias
+from cosmopipe.likelihoods.shear.hankel import theta_edges
+from cosmopipe.sims.dataset import SimDataset, write_dataset
+from cosmopipe.schema import ConfigError, Section
+from cosmopipe.sims.cosmology import Cosmology
 
 
 def test_delta_chi2_vanishes_when_emulator_equals_reference():
@@ -158,7 +158,7 @@ def test_reports(tmp_path):
 
 
 def test_workflow_section_errors(tmp_path):
-    from likelihoods.stages import parse_bias
+    from cosmopipe.pipeline.stages.posterior import parse_bias
 
     base = {"emulator": "e.h5", "test": "t.h5"}
     s = parse_bias(Section(dict(base), "emulator_bias", "w.yaml"), {})
@@ -184,16 +184,16 @@ def test_bias_stage_end_to_end(tmp_path):
     the full one's), Fisher shifts finite.  About a minute on one core."""
     import yaml
 
-    import emulators
-    from emulators.boost import train_boost
-    from emulators.ee2 import EE2_BOX
-    from emulators.hybrid import make_hybrid
-    from emulators.linear import camb_linear_dataset, latin_hypercube, train_linear
-    from emulators.network import TrainConfig
-    from emulators.params import ParameterSpace
-    from emulators.synthetic import ee2_dataset
-    from emulators.training import FitSettings
-    from pipeline.workflow import load_workflow, run_workflow
+    from cosmopipe import emulators
+    from cosmopipe.emulators.boost import train_boost
+    from cosmopipe.emulators.ee2 import EE2_BOX
+    from cosmopipe.emulators.hybrid import make_hybrid
+    from cosmopipe.emulators.linear import camb_linear_dataset, latin_hypercube, train_linear
+    from cosmopipe.emulators.network import TrainConfig
+    from cosmopipe.emulators.params import ParameterSpace
+    from cosmopipe.emulators.synthetic import ee2_dataset
+    from cosmopipe.emulators.training import FitSettings
+    from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 
     varied = ("Omega_m", "A_s", "w0")
     box = {n: EE2_BOX[n] for n in varied}
@@ -236,7 +236,7 @@ def dataclasses_replace_space(lin, varied, box, fixed):
     w0 = -1 spectrum, fine for exercising the machinery)."""
     import dataclasses
 
-    from emulators.params import ParameterSpace
+    from cosmopipe.emulators.params import ParameterSpace
 
     space = ParameterSpace(tuple(varied), [box[n][0] for n in varied], [box[n][1] for n in varied], fixed)
     return dataclasses.replace(lin, space=space)

@@ -17,14 +17,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-import pipeline.rundir as rundir
-from pipeline import cli
-from pipeline.rundir import RunDirError, remove_stale_temp_files, run_dir_lock
-from pipeline.schema import ConfigError, inside_path
-from pipeline.simulate import _write_failure
-from pipeline.workflow import load_workflow, run_workflow
-from sims import Cosmology, SimConfig
-from sims.config import MemoryLimitError, available_memory_bytes
+import cosmopipe.pipeline.rundir as rundir
+from cosmopipe.pipeline import cli
+from cosmopipe.pipeline.rundir import RunDirError, remove_stale_temp_files, run_dir_lock
+from cosmopipe.schema import ConfigError, inside_path
+from cosmopipe.pipeline.simulate import _write_failure
+from cosmopipe.pipeline.workflow import load_workflow, run_workflow
+from cosmopipe.sims import Cosmology, SimConfig
+from cosmopipe.sims.config import MemoryLimitError, available_memory_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -76,8 +76,7 @@ def inprocess_cluster(monkeypatch):
     """`cosmopipe run` on a Dask cluster in this process, so the patches below reach the tasks."""
     from distributed import Client, LocalCluster
 
-    import pipeline.cluster as cluster_mod
-
+    import cosmopipe.pipeline.cluster as cluster_mod
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
     client = Client(cluster)
     monkeypatch.setattr(cluster_mod, "start_cluster", lambda spec, log=None, **kw: (None, client))
@@ -88,9 +87,10 @@ def inprocess_cluster(monkeypatch):
 
 
 def test_full_disk_during_a_campaign_is_one_error(tmp_path, monkeypatch, capsys, inprocess_cluster, make_result):
-    import sims.io
-    import sims.run
-
+    import cosmopipe.sims.io
+    from cosmopipe import sims
+    import cosmopipe.sims.run
+    from cosmopipe import sims
     monkeypatch.setattr(sims.run, "run_simulation", lambda c, cfg, progress=True: make_result(c, cfg))
 
     def disk_full(f, result):
@@ -128,8 +128,8 @@ def test_failure_record_on_a_full_disk_leaves_nothing(tmp_path, monkeypatch, cap
 
 
 def test_full_disk_writing_a_simulation_names_the_file(tmp_path, monkeypatch, capsys, make_result):
-    import sims.io
-
+    import cosmopipe.sims.io
+    from cosmopipe import sims
     monkeypatch.setattr(cli, "_simulate", lambda c, cfg, progress, memory_limit=None: make_result(c, cfg))
 
     def disk_full(f, result):
@@ -277,7 +277,7 @@ def test_sim_memory_override(capsys, tmp_path, monkeypatch, make_result):
 
 
 def test_run_simulation_refuses_before_any_work():
-    from sims.run import run_simulation
+    from cosmopipe.sims.run import run_simulation
 
     with pytest.raises(MemoryLimitError, match=r"^simulation with 64\^3 particles and a 128\^3 mesh needs about "
                                                r"60\.8 MB \(engine estimate\) but the given memory limit is 1 MB;"):
@@ -304,8 +304,7 @@ def test_workflow_refused_for_memory_writes_nothing(tmp_path, capsys):
 
 
 def test_predict_refuses_huge_grids(capsys, monkeypatch):
-    import pipeline.cli_emulators as ce
-
+    import cosmopipe.pipeline.cli_emulators as ce
     emu = SimpleNamespace(kind="boost", params=("Omega_m",), k_range=(0.01, 1.0),
                           boost=lambda *a, **k: pytest.fail("must refuse before evaluating"))
     monkeypatch.setattr(ce, "_load", lambda path: emu)
@@ -382,7 +381,7 @@ def test_output_paths_stay_inside(value):
 
 
 def test_context_path_refuses_to_leave(tmp_path):
-    from pipeline.workflow import RunContext
+    from cosmopipe.pipeline.workflow import RunContext
 
     ctx = RunContext(load_workflow(workflow(tmp_path)))
     assert ctx.path("sims", "a.h5") == tmp_path / "run" / "sims" / "a.h5"
@@ -443,7 +442,7 @@ def test_two_runs_on_one_directory(tmp_path):
     stale.parent.mkdir(parents=True)
     stale.write_text("left by a killed writer")
     os.utime(stale, (time.time() - 3600,) * 2)
-    cmd = [sys.executable, "-m", "pipeline", "run", str(path), "--no-progress"]
+    cmd = [sys.executable, "-m", "cosmopipe", "run", str(path), "--no-progress"]
     first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

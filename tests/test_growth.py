@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from sims import Cosmology
-from sims.growth import background_from_camb, growth_factors, matter_lambda_background
-from sims.linear import linear_power
+from cosmopipe.sims import Cosmology
+from cosmopipe.sims.growth import background_from_camb, growth_factors, matter_lambda_background
+from cosmopipe.sims.linear import linear_power
 
 Z_CAMB = (0.5, 1.0, 2.0, 3.0)
 

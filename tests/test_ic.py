@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.fft as sfft
 
-from sims.ic import lattice, linear_density_k, lpt_displacements, white_noise
+from cosmopipe.sims.ic import lattice, linear_density_k, lpt_displacements, white_noise
 
 
 def _kgrid(n, box):

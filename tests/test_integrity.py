@@ -15,12 +15,12 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import cli
-from pipeline.dataset import dataset_hash, read_dataset, write_dataset
-from pipeline.simulate import campaign_status, sim_path, simulate_task
-from sims import Cosmology, SimConfig
-from sims.integrity import CorruptFileError, array_digest, attrs_digest, row_checksums
-from sims.io import check, is_complete, read_config, read_result, write_result
+from cosmopipe.pipeline import cli
+from cosmopipe.sims.dataset import dataset_hash, read_dataset, write_dataset
+from cosmopipe.pipeline.simulate import campaign_status, sim_path, simulate_task
+from cosmopipe.sims import Cosmology, SimConfig
+from cosmopipe.integrity import CorruptFileError, array_digest, attrs_digest, row_checksums
+from cosmopipe.sims.io import check, is_complete, read_config, read_result, write_result
 
 TRIALS = 300
 
@@ -181,7 +181,7 @@ def test_complete_file_lacking_a_dataset_is_corrupt(tmp_path, make_result):
 
 # -- datasets -------------------------------------------------------------------------------
 def _small_dataset():
-    from emulators.synthetic import ee2_dataset
+    from cosmopipe.emulators.synthetic import ee2_dataset
 
     box = {"Omega_m": (0.28, 0.34), "w0": (-1.1, -0.9)}
     return ee2_dataset(6, [0.0, 1.0], np.geomspace(0.05, 1.0, 8), box, seed=3)
@@ -212,24 +212,22 @@ def test_dataset_hash_is_verified_in_old_files(tmp_path, caplog):
 @pytest.fixture(scope="module")
 def hybrid_file(tmp_path_factory):
     """A tiny hybrid emulator (its COLA boost emulator embedded) saved to disk."""
-    from emulators.boost import train_boost
-    from emulators.hybrid import make_hybrid
-    from emulators.network import TrainConfig
-    from emulators.training import FitSettings
+    from cosmopipe.emulators.boost import train_boost
+    from cosmopipe.emulators.hybrid import make_hybrid
+    from cosmopipe.emulators.network import TrainConfig
+    from cosmopipe.emulators.training import FitSettings
 
     emu = train_boost(_small_dataset(), FitSettings(network=TrainConfig(hidden=(6,), epochs=30)))
     return make_hybrid(emu).save(tmp_path_factory.mktemp("emu") / "hybrid.h5")
 
 
 def test_emulator_byte_flips_are_never_silent(hybrid_file, tmp_path):
-    import emulators
-
+    from cosmopipe import emulators
     _assert_no_silent("emulator (hybrid)", hybrid_file, emulators.load, tmp_path)
 
 
 def test_flipped_network_weight_is_refused(hybrid_file, tmp_path):
-    import emulators
-
+    from cosmopipe import emulators
     path = tmp_path / "hybrid.h5"
     shutil.copy(hybrid_file, path)
     with h5py.File(path, "r") as f:
@@ -244,8 +242,7 @@ def test_flipped_network_weight_is_refused(hybrid_file, tmp_path):
 
 
 def test_old_emulator_is_read_with_a_warning(hybrid_file, tmp_path, caplog):
-    import emulators
-
+    from cosmopipe import emulators
     path = tmp_path / "old.h5"
     shutil.copy(hybrid_file, path)
     _to_v1(path)
@@ -263,7 +260,7 @@ def _log_prob(theta):
 
 
 def _write_chain(path, steps=40, nwalkers=6, ndim=2):
-    from likelihoods.sampling import ChainBackend
+    from cosmopipe.likelihoods.sampling import ChainBackend
 
     backend = ChainBackend(str(path))
     backend.reset(nwalkers, ndim)
@@ -275,7 +272,7 @@ def _write_chain(path, steps=40, nwalkers=6, ndim=2):
 
 
 def test_chain_byte_flips_are_never_silent(tmp_path):
-    from likelihoods.sampling import read_chain
+    from cosmopipe.likelihoods.sampling import read_chain
 
     path = tmp_path / "chain_1.h5"
     _write_chain(path)
@@ -284,7 +281,7 @@ def test_chain_byte_flips_are_never_silent(tmp_path):
     np.testing.assert_array_equal(blobs[:, 1], lnp)     # blobs travel row by row with their step
 
     def read_all(p):
-        from likelihoods.sampling import ChainBackend
+        from cosmopipe.likelihoods.sampling import ChainBackend
 
         backend = ChainBackend(str(p), read_only=True)
         return read_chain(p), backend.get_last_sample().random_state, backend.accepted, backend.iteration
@@ -293,7 +290,7 @@ def test_chain_byte_flips_are_never_silent(tmp_path):
 
 
 def test_damaged_chain_is_refused_with_its_name(tmp_path):
-    from likelihoods.sampling import ChainBackend, read_chain
+    from cosmopipe.likelihoods.sampling import ChainBackend, read_chain
 
     path = tmp_path / "chain_2.h5"
     _write_chain(path)
@@ -313,7 +310,7 @@ def test_damaged_chain_is_refused_with_its_name(tmp_path):
 
 
 def test_resumed_chain_continues_its_checksums(tmp_path):
-    from likelihoods.sampling import ChainBackend, read_chain
+    from cosmopipe.likelihoods.sampling import ChainBackend, read_chain
 
     path = tmp_path / "chain.h5"
     backend = _write_chain(path, steps=10)
@@ -324,7 +321,7 @@ def test_resumed_chain_continues_its_checksums(tmp_path):
 
 
 def test_old_chain_is_read_with_a_warning(tmp_path, caplog):
-    from likelihoods.sampling import read_chain
+    from cosmopipe.likelihoods.sampling import read_chain
 
     path = tmp_path / "old_chain.h5"
     _write_chain(path, steps=5)
@@ -338,7 +335,7 @@ def test_old_chain_is_read_with_a_warning(tmp_path, caplog):
 
 def test_checksum_cost_per_step_is_small(tmp_path):
     """The per-step checksum and state digest against the whole save_step (both measured)."""
-    from likelihoods.sampling import _state_digest
+    from cosmopipe.likelihoods.sampling import _state_digest
 
     backend = _write_chain(tmp_path / "c.h5", steps=1)
     state = backend.get_last_sample()
@@ -361,8 +358,8 @@ def test_checksum_cost_per_step_is_small(tmp_path):
 
 # -- campaigns: a damaged simulation file is reported and re-simulated ---------------------------
 def test_corrupt_simulation_is_reported_and_resimulated(tmp_path, make_result, monkeypatch, capsys):
-    import sims.run
-
+    import cosmopipe.sims.run
+    from cosmopipe import sims
     result = _small_result(make_result)
     run_dir = tmp_path / "run"
     (run_dir / "designs").mkdir(parents=True)

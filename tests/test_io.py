@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from sims import Cosmology, SimConfig, io
-from sims.io import is_complete, read_config, read_result, write_result
+from cosmopipe.sims import Cosmology, SimConfig, io
+from cosmopipe.sims.io import is_complete, read_config, read_result, write_result
 
 
 def _assert_same(a, b):

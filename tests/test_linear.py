@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from sims import Cosmology
-from sims.cosmology import N_EFF, T_CMB
-from sims.linear import linear_power
+from cosmopipe.sims import Cosmology
+from cosmopipe.sims.cosmology import N_EFF, T_CMB
+from cosmopipe.sims.linear import linear_power
 
 REF = Cosmology()
 K_TEST = np.geomspace(1e-3, 1.0, 60)

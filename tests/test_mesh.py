@@ -8,7 +8,7 @@ which is what a deposit gives on average over sub-cell particle positions.
 import numpy as np
 import pytest
 
-from sims.mesh import ORDER, deposit, interpolate, set_threads, window
+from cosmopipe.sims.mesh import ORDER, deposit, interpolate, set_threads, window
 
 SCHEMES = ("ngp", "cic", "tsc", "pcs")
 SIZES = (14, 27, 32)

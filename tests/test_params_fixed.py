@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emulators.params import ParameterSpace
-from sims.cosmology import Cosmology
+from cosmopipe.emulators.params import ParameterSpace
+from cosmopipe.sims.cosmology import Cosmology
 
 DEFAULTS = Cosmology().to_dict()
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likelihoods import data_registry as reg
-from likelihoods import planck, planck_lensing
-from likelihoods.base import LikelihoodError, TheoryResult
+from cosmopipe.likelihoods import data_registry as reg
+from cosmopipe.likelihoods import planck, planck_lensing
+from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
 
 
 def _shared_data() -> Path | None:
@@ -242,7 +242,7 @@ def test_requirements_are_served_by_the_project_theory(plik, lowl, lowe, lensing
     # Its defaults differ from Cobaya's test settings (CAMB's default RECFAST model instead of
     # the 'planck' one: that switch alone moves plik-lite by 0.17 in camb_cls above), so the
     # plik-lite tolerance is 0.25; measured 584.35 and lensing 8.870.
-    camb_theory = pytest.importorskip("likelihoods.camb_theory")
+    camb_theory = pytest.importorskip("cosmopipe.likelihoods.camb_theory")
     likes = (plik, lowl, lowe, lensing)
     requirements = camb_theory.merge_requirements(*(like.requirements() for like in likes))
     theory = camb_theory.camb_theory({**PLANCK_2018, "mnu": 0.06}, requirements,
@@ -297,8 +297,8 @@ def test_corrupt_covariance_is_caught(tmp_path):
 
 
 def test_factories_from_yaml_sections():
-    from likelihoods.base import likelihood_factory
-    from pipeline.schema import ConfigError, Section
+    from cosmopipe.likelihoods.base import likelihood_factory
+    from cosmopipe.schema import ConfigError, Section
 
     info = {"data_dir": str(DATA)}
     made = {name: likelihood_factory(name)(Section({}, f"likelihoods.{name}", "w.yaml"), info)

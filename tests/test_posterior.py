@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.posterior import find_chains
+from cosmopipe.pipeline.cli import main
+from cosmopipe.pipeline.posterior import find_chains
 
 N = 40000
 

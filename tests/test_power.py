@@ -8,10 +8,10 @@ none), so its spectrum is D^2 P_L averaged over the modes in each bin.
 import numpy as np
 import pytest
 
-from sims import Cosmology
-from sims.ic import lattice, linear_density_k, lpt_displacements, white_noise
-from sims.linear import linear_power
-from sims.power import PowerMeter, bin_modes
+from cosmopipe.sims import Cosmology
+from cosmopipe.sims.ic import lattice, linear_density_k, lpt_displacements, white_noise
+from cosmopipe.sims.linear import linear_power
+from cosmopipe.sims.power import PowerMeter, bin_modes
 
 N_LAT, BOX = 64, 512.0          # particle lattice of the displaced-lattice tests
 D_TINY = 0.01                   # displacement rms 0.05 Mpc/h << 8 Mpc/h spacing

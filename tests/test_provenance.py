@@ -1,8 +1,8 @@
 """Code version and host description stored with every result."""
 import re
 
-from pipeline import __version__
-from pipeline.provenance import code_version, host_info
+from cosmopipe.pipeline import __version__
+from cosmopipe.provenance import code_version, host_info
 
 
 def test_code_version_format():

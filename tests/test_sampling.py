@@ -24,12 +24,12 @@ import yaml
 from scipy import stats
 
 import test_sampling_support as support
-from likelihoods.priors import Prior, PriorSet, parse_prior, prior_from_default
-from likelihoods.sampling import (Convergence, autocorr_times, check_convergence, choose_parallel, dask_tasks,
+from cosmopipe.likelihoods.priors import Prior, PriorSet, parse_prior, prior_from_default
+from cosmopipe.likelihoods.sampling import (Convergence, autocorr_times, check_convergence, choose_parallel, dask_tasks,
                                   gelman_rubin, read_chain)
-from likelihoods.stages import parse, run
-from pipeline.schema import ConfigError, Section
-from pipeline.workflow import RunContext, Workflow
+from cosmopipe.pipeline.stages.posterior import parse, run
+from cosmopipe.schema import ConfigError, Section
+from cosmopipe.pipeline.workflow import RunContext, Workflow
 
 TESTS = Path(__file__).parent
 
@@ -201,9 +201,9 @@ def test_gaussian_posterior_recovered(converged_run):
 
 
 def test_chain_samples_for_importance_reweighting(converged_run):
-    """likelihoods.shear.bias.read_chain_samples: burn-in and thinning from the summary, the
+    """cosmopipe.likelihoods.shear.bias.read_chain_samples: burn-in and thinning from the summary, the
     sampled parameters in order, evenly subsampled on request."""
-    from likelihoods.shear.bias import read_chain_samples
+    from cosmopipe.likelihoods.shear.bias import read_chain_samples
 
     run_dir, _, _ = converged_run
     summary = json.loads((run_dir / "chains" / "summary.json").read_text())
@@ -364,7 +364,7 @@ def _run_and_kill(wf: Path, chain: Path, steps: int, timeout: float) -> int:
 def test_killed_chain_resumes_without_losing_steps(tmp_path, capsys):
     """SIGKILL mid-run, then --resume: the stored steps are kept as they were and the
     finished chains equal those of an uninterrupted run with the same seed."""
-    from pipeline.cli import main
+    from cosmopipe.pipeline.cli import main
 
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     wf = _workflow(tmp_path, killed_dir, sleep=0.002)
@@ -396,7 +396,7 @@ def test_killed_chains_mode_run_resumes(tmp_path):
     resumed run (which waits for any worker still finishing a segment) ends with chains
     equal to an uninterrupted in-process run."""
     pytest.importorskip("distributed")
-    from pipeline.cli import main
+    from cosmopipe.pipeline.cli import main
 
     killed_dir, ref_dir = tmp_path / "killed", tmp_path / "reference"
     wf = _workflow(tmp_path, killed_dir, sleep=0.002, parallel="chains", check_every=20)
@@ -439,7 +439,7 @@ def test_resume_waits_for_a_chain_still_being_written(tmp_path, caplog):
     a resumed run waits for it, and gives up with a clear error after the timeout."""
     import fcntl
 
-    from likelihoods import sampling
+    from cosmopipe.likelihoods import sampling
 
     (tmp_path / "chains").mkdir()
     path = tmp_path / "chains" / "chain_1.h5"
@@ -481,9 +481,9 @@ def _fake_camb(monkeypatch, calls: list):
     """A stand-in for likelihoods.camb_theory: sigma8 = 0.8 (A / 2)^(1/2) (Omega_m / 0.3)^0.25."""
     import types
 
-    from likelihoods.base import TheoryResult
+    from cosmopipe.likelihoods.base import TheoryResult
 
-    module = types.ModuleType("likelihoods.camb_theory")
+    module = types.ModuleType("cosmopipe.likelihoods.camb_theory")
 
     def camb_theory(params, requirements, settings=None):
         calls.append((dict(params), dict(requirements), settings))
@@ -499,7 +499,7 @@ def _fake_camb(monkeypatch, calls: list):
     module.settings_from_section = settings_from_section
     module.theory_params = lambda settings: ("Omega_m", "A")
     module.merge_requirements = lambda *reqs: {k: v for r in reqs for k, v in r.items()}
-    monkeypatch.setitem(sys.modules, "likelihoods.camb_theory", module)
+    monkeypatch.setitem(sys.modules, "cosmopipe.likelihoods.camb_theory", module)
 
 
 class _Sigma8Likelihood:
@@ -518,14 +518,14 @@ class _Sigma8Likelihood:
 
 
 def test_camb_provider_with_a_fake_module(tmp_path, monkeypatch):
-    from likelihoods.stages import _build_likelihoods, build_posterior
-    from likelihoods.theory import make_theory
+    from cosmopipe.pipeline.stages.posterior import _build_likelihoods, build_posterior
+    from cosmopipe.likelihoods.theory import make_theory
 
     calls = []
     _fake_camb(monkeypatch, calls)
     monkeypatch.setitem(sys.modules, "fake_s8", type(sys)("fake_s8"))
     sys.modules["fake_s8"].from_config = lambda section, info: _Sigma8Likelihood()
-    from likelihoods import base
+    from cosmopipe.likelihoods import base
 
     monkeypatch.setitem(base.LIKELIHOODS, "s8like", "fake_s8:from_config")
     sample = {"likelihoods": {"s8like": {}}, "theory": {"provider": "camb", "accuracy_boost": 2.0},
@@ -558,7 +558,7 @@ def test_camb_provider_with_a_fake_module(tmp_path, monkeypatch):
 
 def test_plot_of_a_stage_run(converged_run, capsys):
     """cosmopipe plot reads the stage's GetDist files; the table holds the known means."""
-    from pipeline.cli import main
+    from cosmopipe.pipeline.cli import main
 
     run_dir, _, _ = converged_run
     out = run_dir / "plot" / "tri.png"
@@ -577,7 +577,7 @@ class _Killed(BaseException):
 
 def _run_killed_after(monkeypatch, settings, run_dir: Path, saves: int) -> None:
     """Run until ``saves`` steps (all chains together) are stored, then die mid-write."""
-    from likelihoods.sampling import ChainBackend
+    from cosmopipe.likelihoods.sampling import ChainBackend
 
     count = {"n": 0}
     original = ChainBackend.save_step

@@ -55,7 +55,7 @@ class GaussLikelihood:
 
 
 def from_config(section, info) -> GaussLikelihood:
-    from pipeline.schema import nonnegative_number
+    from cosmopipe.schema import nonnegative_number
 
     sleep = section.take("sleep", nonnegative_number, default=0.0)
     section.finish(allowed_hint=["sleep"])
@@ -64,7 +64,7 @@ def from_config(section, info) -> GaussLikelihood:
 
 def register(monkeypatch=None) -> None:
     """Add ``gauss3`` to the likelihood registry (undone by monkeypatch when given)."""
-    from likelihoods import base
+    from cosmopipe.likelihoods import base
 
     if str(Path(__file__).parent) not in sys.path:
         sys.path.insert(0, str(Path(__file__).parent))
@@ -77,6 +77,6 @@ def register(monkeypatch=None) -> None:
 if __name__ == "__main__":
     # python tests/test_sampling_support.py run WORKFLOW [options]: the cosmopipe CLI with gauss3 registered.
     register()
-    from pipeline.cli import main
+    from cosmopipe.pipeline.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from likelihoods.shear.background import background, comoving_distance_grid
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.shear.background import background, comoving_distance_grid
+from cosmopipe.sims.cosmology import Cosmology
 
 COSMOLOGIES = [
     Cosmology(),                                                            # EE2 reference, m_nu = 0.058 eV
@@ -20,7 +20,7 @@ def cosmo(request):
 def test_distance_and_hubble_match_camb(cosmo):
     import camb
 
-    from sims.linear import camb_params
+    from cosmopipe.sims.linear import camb_params
 
     res = camb.get_background(camb_params(cosmo))
     z = np.linspace(0.0, 4.0, 801)
@@ -50,7 +50,7 @@ def test_growth_matches_heath_integral_for_lcdm():
     # E(a) int_0^a da' / (a' E(a'))^3 (Heath 1977), exact.
     from scipy import integrate
 
-    from likelihoods.shear.background import Background
+    from cosmopipe.likelihoods.shear.background import Background
 
     Om = 0.3
     bg = Background(Omega_cb=Om, Omega_nu=0.0, Omega_r=0.0, Omega_de=1 - Om, w0=-1.0, wa=0.0, m_nu=0.0, h=0.7)

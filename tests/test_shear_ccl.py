@@ -11,13 +11,13 @@ every l/2 confirms to 1e-5."""
 import numpy as np
 import pytest
 
-from likelihoods.shear.covariance import gaussian_covariance
-from likelihoods.shear.hankel import ARCMIN
-from likelihoods.shear.conventions import Conventions
-from likelihoods.shear.limber import C1_RHO_CRIT, shear_model
-from likelihoods.shear.power import HMcodePower, TablePower
-from likelihoods.shear.survey import lsst_y1_survey
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
+from cosmopipe.likelihoods.shear.hankel import ARCMIN
+from cosmopipe.likelihoods.shear.conventions import Conventions
+from cosmopipe.likelihoods.shear.limber import C1_RHO_CRIT, shear_model
+from cosmopipe.likelihoods.shear.power import HMcodePower, TablePower
+from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
+from cosmopipe.sims.cosmology import Cosmology
 
 ccl = pytest.importorskip("pyccl")
 

@@ -6,10 +6,10 @@ import logging
 import numpy as np
 import pytest
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.conventions import OPTIONS, PRESETS, Conventions, conventions_from
-from likelihoods.shear.survey import read_nz_file
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.conventions import OPTIONS, PRESETS, Conventions, conventions_from
+from cosmopipe.likelihoods.shear.survey import read_nz_file
+from cosmopipe.sims.cosmology import Cosmology
 
 
 def test_presets_and_overrides():
@@ -35,8 +35,8 @@ def test_bad_conventions_name_the_allowed_values(call, match):
 
 
 def test_workflow_section_rejects_unknown_preset_and_value():
-    from likelihoods.shear import from_config
-    from pipeline.schema import ConfigError
+    from cosmopipe.likelihoods.shear import from_config
+    from cosmopipe.schema import ConfigError
 
     with pytest.raises(ConfigError, match="preset.*one of project, cosmolike"):
         from_config({"preset": "camb"})
@@ -60,9 +60,9 @@ def test_nz_rows_lower_edges_shift_by_half_the_row_spacing(tmp_path):
 
 
 def test_nla_constant_scales_only_the_alignment_kernel():
-    from likelihoods.shear.limber import shear_model
-    from likelihoods.shear.power import TablePower
-    from likelihoods.shear.survey import lsst_y1_survey
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.power import TablePower
+    from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
     k = np.geomspace(1e-4, 1e2, 100)
     z = np.linspace(0, 4, 9)
@@ -80,7 +80,7 @@ def test_nla_constant_scales_only_the_alignment_kernel():
 
 @pytest.mark.parametrize("setting, states", [("three_degenerate", 3), ("one_massive", 1)])
 def test_neutrino_setting_reaches_camb(setting, states):
-    from sims.linear import camb_params
+    from cosmopipe.sims.linear import camb_params
 
     cosmo = Cosmology(m_nu=0.06)
     pars = camb_params(cosmo, neutrinos=setting)
@@ -92,7 +92,7 @@ def test_neutrino_setting_reaches_camb(setting, states):
 
 
 def test_power_sources_carry_the_conventions():
-    from likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.shear.power import power_source
 
     conv = conventions_from("cosmolike")
     ee2 = power_source("ee2", conventions=conv)
@@ -101,7 +101,7 @@ def test_power_sources_carry_the_conventions():
 
 
 def test_boost_extrapolation_linear_in_ln_k_beyond_ee2():
-    from likelihoods.shear.power import EE2Power
+    from cosmopipe.likelihoods.shear.power import EE2Power
 
     cosmo = Cosmology()
     k = np.geomspace(0.1, 80.0, 60)
@@ -150,8 +150,7 @@ class _Hybrid:
 
 @pytest.mark.parametrize("response", ["constant", "unity"])
 def test_cola_response_above_kmax(response, caplog):
-    import likelihoods.shear.power as power
-
+    import cosmopipe.likelihoods.shear.power as power
     power._logged_cola_edge = False
     src = power.EmulatorPower(path="fake.h5", emulator=_Hybrid(), cola_response=response)
     k = np.array([0.5, 1.0, 2.0, 5.0])

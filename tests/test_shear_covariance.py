@@ -5,12 +5,12 @@ import pytest
 from scipy import integrate
 from scipy.interpolate import CubicSpline
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.covariance import gaussian_covariance, load_covariance
-from likelihoods.shear.hankel import ARCMIN, bin_averaged_j0, bin_averaged_j4
-from likelihoods.shear.limber import shear_model
-from likelihoods.shear.power import TablePower
-from likelihoods.shear.survey import lsst_y1_survey
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.covariance import gaussian_covariance, load_covariance
+from cosmopipe.likelihoods.shear.hankel import ARCMIN, bin_averaged_j0, bin_averaged_j4
+from cosmopipe.likelihoods.shear.limber import shear_model
+from cosmopipe.likelihoods.shear.power import TablePower
+from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
 
 def toy_power(scale=1.0):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from scipy.special import eval_jacobi, roots_legendre
 
-from likelihoods.shear.conventions import Conventions
-from likelihoods.shear.covariance import gaussian_covariance
-from likelihoods.shear.curved import bin_averaged_weights, curved_transform_matrices
-from likelihoods.shear.hankel import ARCMIN, spin2_limber_factor, theta_edges
-from likelihoods.shear.limber import shear_model
-from likelihoods.shear.power import TablePower
-from likelihoods.shear.survey import lsst_y1_survey
+from cosmopipe.likelihoods.shear.conventions import Conventions
+from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
+from cosmopipe.likelihoods.shear.curved import bin_averaged_weights, curved_transform_matrices
+from cosmopipe.likelihoods.shear.hankel import ARCMIN, spin2_limber_factor, theta_edges
+from cosmopipe.likelihoods.shear.limber import shear_model
+from cosmopipe.likelihoods.shear.power import TablePower
+from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
 
 @numba.njit(cache=True)

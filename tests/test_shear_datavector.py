@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.hankel import theta_edges
-from likelihoods.shear.modelvector import (cosmolike_3x2pt_size, delta_chi2_by_cut, read_modelvector,
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.hankel import theta_edges
+from cosmopipe.likelihoods.shear.modelvector import (cosmolike_3x2pt_size, delta_chi2_by_cut, read_modelvector,
                                            write_modelvector)
-from pipeline.cli import main
+from cosmopipe.pipeline.cli import main
 
 SHARED_LSST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lsst_y1"
 
@@ -96,8 +96,8 @@ def test_cosmolike_preset_matches_cocoa_ee2_vector():
     path = SHARED_LSST / "EE2_FIDUCIAL_NO_NOISE.modelvector"
     if not path.is_file():
         pytest.skip(f"Cocoa's EE2 data vector not present at {path} (cocoa_lsst_y1, branch cola, data/)")
-    from likelihoods.shear import from_config
-    from pipeline.schema import Section, load_yaml
+    from cosmopipe.likelihoods.shear import from_config
+    from cosmopipe.schema import Section, load_yaml
 
     wf = Path(__file__).resolve().parents[1] / "workflows" / "lsst_y1_cosmolike.yaml"
     sec = load_yaml(wf)["sample"]["likelihoods"]["lsst_y1_shear"]

@@ -5,7 +5,7 @@ import pytest
 from scipy import integrate
 from scipy.special import jv
 
-from likelihoods.shear.hankel import (ARCMIN, bin_averaged_j0, bin_averaged_j4, spin2_limber_factor, theta_centres,
+from cosmopipe.likelihoods.shear.hankel import (ARCMIN, bin_averaged_j0, bin_averaged_j4, spin2_limber_factor, theta_centres,
                                       theta_edges, xi_transform_matrices)
 
 
@@ -93,16 +93,16 @@ def test_model_xi_against_brute_force_integration():
     # The whole chain (Limber nodes, spline of l^2 C, precomputed matrices) against a
     # direct Simpson integration, over every l/2 from 1 to 1e5 (the model's range), of
     # Limber spectra evaluated at each of those l; bins above 10 arcmin.
-    from likelihoods.shear.limber import shear_model
-    from likelihoods.shear.power import TablePower
-    from likelihoods.shear.survey import lsst_y1_survey
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.power import TablePower
+    from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
     k = np.geomspace(1e-5, 1e4, 361)
     z = np.linspace(0.0, 4.0, 41)
     q = k / 0.21
     t = np.log(1 + 2.34 * q) / (2.34 * q) * (1 + 3.89 * q + (16.1 * q) ** 2 + (5.46 * q) ** 3 + (6.71 * q) ** 4) ** -0.25
     d = 1 / (1 + z[:, None]) ** 0.8
-    from likelihoods.shear.conventions import Conventions
+    from cosmopipe.likelihoods.shear.conventions import Conventions
 
     model = shear_model(lsst_y1_survey(), TablePower(k=k, z=z, pk=1.9e7 * k * t**2 * d**2),
                         conventions=Conventions(xi_method="flat"))

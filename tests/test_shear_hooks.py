@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from emulators.ee2 import ee2_boost
-from likelihoods.base import likelihood_factory
-from likelihoods.shear.limber import nuisance_names
-from likelihoods.shear.power import EmulatorPower, camb_sigma8, sigma8_from_pk
-from pipeline.schema import Section
-from sims.cosmology import Cosmology
+from cosmopipe.emulators.ee2 import ee2_boost
+from cosmopipe.likelihoods.base import likelihood_factory
+from cosmopipe.likelihoods.shear.limber import nuisance_names
+from cosmopipe.likelihoods.shear.power import EmulatorPower, camb_sigma8, sigma8_from_pk
+from cosmopipe.schema import Section
+from cosmopipe.sims.cosmology import Cosmology
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def camb_z0():
     """CAMB linear P_tot at z = 0 to 10 h/Mpc and CAMB's own sigma8 (one run, ~1 s)."""
     import camb
 
-    from sims.linear import camb_params
+    from cosmopipe.sims.linear import camb_params
 
     cosmo = Cosmology(Omega_m=0.3, h=0.7, A_s=2.0e-9)
     res = camb.get_results(camb_params(cosmo, [0.0], kmax=10.0))
@@ -77,7 +77,7 @@ def test_fiducial_is_the_truth_of_the_mock(table_likelihood, camb_z0):
     assert fid["sigma8"] == pytest.approx(sigma8, rel=1e-3)
     assert fid["S8"] == pytest.approx(fid["sigma8"], rel=1e-12)
 
-    from likelihoods.stages import _fiducial
+    from cosmopipe.pipeline.stages.posterior import _fiducial
 
     class Settings:
         likelihoods = ()
@@ -166,7 +166,7 @@ def test_emulator_sigma8_uses_the_linear_emulator(camb_z0):
 
 @pytest.mark.slow
 def test_ee2_source_reuses_its_camb_run_for_sigma8(monkeypatch):
-    from likelihoods.shear import power as power_module
+    from cosmopipe.likelihoods.shear import power as power_module
 
     cosmo = Cosmology(Omega_m=0.3, wa=0.0)
     source = power_module.EE2Power()

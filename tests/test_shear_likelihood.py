@@ -6,10 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
-from likelihoods.base import Likelihood, LikelihoodError, likelihood_factory
-from likelihoods.shear.likelihood import DATA_FILE_NAME, from_config
-from likelihoods.shear.mock import read_data
-from pipeline.schema import ConfigError, Section
+from cosmopipe.likelihoods.base import Likelihood, LikelihoodError, likelihood_factory
+from cosmopipe.likelihoods.shear.likelihood import DATA_FILE_NAME, from_config
+from cosmopipe.likelihoods.shear.mock import read_data
+from cosmopipe.schema import ConfigError, Section
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_parameters_and_priors(lk):
                                                                               "ref": 0.5}
     assert lk.input_params == ("Omega_m", "Omega_b", "h", "A_s", "n_s", "w0", "wa", "m_nu")
     # the sampler's reader accepts every default
-    reader = pytest.importorskip("likelihoods.priors")
+    reader = pytest.importorskip("cosmopipe.likelihoods.priors")
     for name, spec in priors.items():
         reader.prior_from_default(spec, name)
 

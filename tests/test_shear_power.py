@@ -3,10 +3,10 @@ and the emulator adapter's range handling."""
 import numpy as np
 import pytest
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.background import background
-from likelihoods.shear.power import EE2Power, EmulatorPower, HMcodePower, TablePower, extend_log_pk, power_source
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.background import background
+from cosmopipe.likelihoods.shear.power import EE2Power, EmulatorPower, HMcodePower, TablePower, extend_log_pk, power_source
+from cosmopipe.sims.cosmology import Cosmology
 
 
 def test_ee2_and_hmcode_agree():
@@ -114,13 +114,13 @@ def test_emulator_file_end_to_end(tmp_path):
     # A small boost emulator trained on EuclidEmulator2 boosts, saved and loaded through
     # emulators.load by the likelihood factory: the theory it gives is close to the EE2
     # source's for a cosmology inside its box (the emulator varies Omega_m, A_s, w0).
-    boost = pytest.importorskip("emulators.boost")
-    from emulators.ee2 import EE2_BOX
-    from emulators.network import TrainConfig
-    from emulators.synthetic import ee2_dataset
-    from emulators.training import FitSettings
-    from likelihoods.shear.limber import shear_model
-    from likelihoods.shear.survey import lsst_y1_survey
+    boost = pytest.importorskip("cosmopipe.emulators.boost")
+    from cosmopipe.emulators.ee2 import EE2_BOX
+    from cosmopipe.emulators.network import TrainConfig
+    from cosmopipe.emulators.synthetic import ee2_dataset
+    from cosmopipe.emulators.training import FitSettings
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
     box = {n: EE2_BOX[n] for n in ("Omega_m", "A_s", "w0")}
     data = ee2_dataset(40, [0.0, 0.5, 1.0, 2.0, 3.0], np.geomspace(0.01, 5.0, 40), box, seed=1)

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likelihoods.shear.hankel import theta_centres, theta_edges
-from likelihoods.shear.scalecuts import NAMED_LMAX, parse_scale_cut, scale_cut_mask, theta_min
+from cosmopipe.likelihoods.shear.hankel import theta_centres, theta_edges
+from cosmopipe.likelihoods.shear.scalecuts import NAMED_LMAX, parse_scale_cut, scale_cut_mask, theta_min
 
 SHARED_LSST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lsst_y1"
 KEPT = {3000.0: (26, 21), 1500.0: (23, 17), 750.0: (19, 14), 375.0: (16, 11), 187.5: (13, 8)}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from likelihoods.base import LikelihoodError
-from likelihoods.shear.survey import (Survey, bin_pairs, lsst_y1_survey, read_nz_file, srd_parent_nz,
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.shear.survey import (Survey, bin_pairs, lsst_y1_survey, read_nz_file, srd_parent_nz,
                                       survey_from_nz_file)
 
 SHARED_LSST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lsst_y1"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COSMOPIPE = [sys.executable, "-m", "pipeline"]
+COSMOPIPE = [sys.executable, "-m", "cosmopipe"]
 _UP_STATES = ("idle", "mixed", "allocated", "completing")
 
 
@@ -95,7 +95,7 @@ def done_counts(run_dir: Path) -> dict[str, int]:
 
 
 def assert_complete_once(run_dir: Path, n: int) -> None:
-    from sims.io import is_complete, read_result
+    from cosmopipe.sims.io import is_complete, read_result
 
     files = sorted((run_dir / "sims" / "train").glob("*.h5"))
     assert [f.stem for f in files] == [f"train-{i:04d}" for i in range(n)]
@@ -182,7 +182,7 @@ def test_killed_driver_leaves_no_job_and_rerun_resumes(tmp_path, name):
 
 def test_cancel_ends_pending_jobs(tmp_path):
     """`cosmopipe cancel` reaches recorded jobs that are still queued (held here so they never start)."""
-    from pipeline.cluster_jobs import cancel_jobs
+    from cosmopipe.pipeline.cluster_jobs import cancel_jobs
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

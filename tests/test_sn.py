@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likelihoods import data_registry as reg
-from likelihoods import sn
-from likelihoods.base import LikelihoodError, TheoryResult
+from cosmopipe.likelihoods import data_registry as reg
+from cosmopipe.likelihoods import sn
+from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
 
 
 def _shared_data() -> Path | None:
@@ -193,8 +193,8 @@ def test_bad_arguments_and_theory():
 
 
 def test_factories_from_yaml_sections():
-    from likelihoods.base import likelihood_factory
-    from pipeline.schema import ConfigError, Section
+    from cosmopipe.likelihoods.base import likelihood_factory
+    from cosmopipe.schema import ConfigError, Section
 
     info = {"data_dir": str(DATA)}
     like = likelihood_factory("pantheon")(Section({}, "likelihoods.pantheon", "w.yaml"), info)

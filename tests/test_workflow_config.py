@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cluster import parse_cluster, start_cluster, stop_cluster
-from pipeline.schema import ConfigError
-from pipeline.workflow import load_workflow, run_workflow
+from cosmopipe.pipeline.cluster import parse_cluster, start_cluster, stop_cluster
+from cosmopipe.schema import ConfigError
+from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,12 +117,12 @@ def test_unreachable_scheduler_fails_fast(tmp_path):
 
 def test_cli_reports_config_errors(tmp_path):
     path = write(tmp_path, with_change(("simulate", "designs", "train", "n"), -3))
-    out = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--dry-run"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "cosmopipe", "run", str(path), "--dry-run"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().endswith(f"cosmopipe: error: {path}: simulate.designs.train.n: must be a positive integer, got -3")
     assert "Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, "-m", "pipeline", "run", str(write(tmp_path, BASE)), "--cluster",
+    out = subprocess.run([sys.executable, "-m", "cosmopipe", "run", str(write(tmp_path, BASE)), "--cluster",
                           "tcp://127.0.0.1:9", "--stage", "simulate", "--run-dir", str(tmp_path / "r")],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "cannot reach a Dask scheduler" in out.stderr and "Traceback" not in out.stderr
@@ -140,7 +140,7 @@ def test_unknown_stage_and_dry_run(tmp_path, capsys):
 
 def test_paper_scale_plan():
     """workflows/lsst_y1_wcdm.yaml validates and prints a plan extrapolated from the measured cost."""
-    out = subprocess.run([sys.executable, "-m", "pipeline", "run", "workflows/lsst_y1_wcdm.yaml", "--dry-run"],
+    out = subprocess.run([sys.executable, "-m", "cosmopipe", "run", "workflows/lsst_y1_wcdm.yaml", "--dry-run"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout

@@ -2,7 +2,7 @@
 
 Built for a likelihood that needs distances and growth in well under a
 millisecond, so no Boltzmann code is called.  Contents of today's critical
-density (the conventions of :class:`sims.cosmology.Cosmology`):
+density (the conventions of :class:`cosmopipe.sims.cosmology.Cosmology`):
 
 * photons from T_CMB; with m_nu = 0 the neutrinos are massless radiation
   with N_eff = 3.044;
@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from scipy import integrate
 
-from sims.cosmology import N_EFF, T_CMB, Cosmology
+from cosmopipe.sims.cosmology import N_EFF, T_CMB, Cosmology
 
 __all__ = ["HUBBLE_DISTANCE", "Background", "background", "omega_radiation_h2", "neutrino_density_ratio"]
 
@@ -137,7 +137,7 @@ class Background:
 
 
 def background(cosmo: Cosmology) -> Background:
-    """The :class:`Background` of a :class:`sims.cosmology.Cosmology`."""
+    """The :class:`Background` of a :class:`cosmopipe.sims.cosmology.Cosmology`."""
     h2 = cosmo.h**2
     if cosmo.m_nu > 0.0:
         omega_r = OMEGA_GAMMA_H2 / h2

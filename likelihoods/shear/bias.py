@@ -21,7 +21,7 @@ width, when the emulator replaces the reference at the fiducial point:
   Delta p_i / sqrt((F^-1)_ii).  This costs 2 x (parameters) evaluations instead of
   two chains, and is what the workflow runs when chains are too expensive.
 
-Data vectors: xi+ then xi- (pair, theta) as :mod:`likelihoods.shear.limber`;
+Data vectors: xi+ then xi- (pair, theta) as :mod:`cosmopipe.likelihoods.shear.limber`;
 xi dimensionless, the same units for d and C.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from likelihoods.base import LikelihoodError
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.sims.cosmology import Cosmology
 
 from .scalecuts import scale_cut_mask
 
@@ -56,7 +56,7 @@ class ScaleCut:
 
 
 def scale_cuts(theta_edges_arcmin: np.ndarray, npairs: int, lmaxes: Sequence[float | None]) -> list[ScaleCut]:
-    """ScaleCut of each l_max (theta_min = x0 / l_max, :mod:`likelihoods.shear.scalecuts`)."""
+    """ScaleCut of each l_max (theta_min = x0 / l_max, :mod:`cosmopipe.likelihoods.shear.scalecuts`)."""
     out = []
     for lmax in lmaxes:
         name = "none" if lmax is None else f"lmax{lmax:g}"
@@ -111,8 +111,8 @@ def read_test_cosmologies(path: str | Path, box: Mapping[str, tuple[float, float
                      limit: int | None = None) -> tuple[list[str], list[Cosmology], list[str]]:
     """Cosmologies of a consolidated simulation dataset (pipeline.dataset) inside ``box``
     (default: EuclidEmulator2's); returns (ids kept, Cosmology of each, ids dropped)."""
-    from emulators.ee2 import EE2_BOX
-    from pipeline.dataset import read_dataset
+    from cosmopipe.emulators.ee2 import EE2_BOX
+    from cosmopipe.sims.dataset import read_dataset
 
     box = EE2_BOX if box is None else box
     ds = read_dataset(path)
@@ -222,7 +222,7 @@ def read_chain_samples(chain_dir: str | Path, max_samples: int | None = None) ->
     """(sampled parameter names, samples (n, p)) of a converged sample-stage run: its
     chains after the burn-in, thinned as its summary says, evenly subsampled to at most
     ``max_samples``."""
-    from likelihoods.sampling import read_chain
+    from cosmopipe.likelihoods.sampling import read_chain
 
     chain_dir = Path(chain_dir)
     path = chain_dir / "summary.json"

@@ -8,7 +8,7 @@ For pairs (ij), (kl), kernels a, c in {+: J_0, -: J_4} and angular bins b, d
         + delta_ac delta_bd (delta^ik delta^jl + delta^il delta^jk) 2 sigma_e^4 / (n_i n_j Omega_s A_b)
 
 The first line is cosmic variance and the mixed signal-noise term, with the
-bin-averaged Hankel kernels K of :mod:`likelihoods.shear.hankel` and the
+bin-averaged Hankel kernels K of :mod:`cosmopipe.likelihoods.shear.hankel` and the
 noise power N^ij = delta^ij sigma_e^2 / n_i.  The second is the pure shape
 noise: it is diagonal in angle, so it is written with the exact pair count
 of each bin, n_i n_j Omega_s A_b / (1 + delta_ij), A_b = pi (t_hi^2 - t_lo^2)
@@ -23,7 +23,7 @@ from typing import Mapping
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.base import LikelihoodError
 
 from .hankel import ARCMIN, bin_averaged_j0, bin_averaged_j4, spin2_limber_factor
 
@@ -40,7 +40,7 @@ def _ell_grid(ell_max: float) -> np.ndarray:
 def gaussian_covariance(model, params: Mapping[str, float]) -> np.ndarray:
     """Gaussian covariance (size x size) of ``model``'s data vector at ``params``.
 
-    ``model`` is a :class:`likelihoods.shear.limber.ShearModel`; its survey gives
+    ``model`` is a :class:`cosmopipe.likelihoods.shear.limber.ShearModel`; its survey gives
     the area, densities and shape noise; C_ell comes from its own Limber spectra
     (shear bias included) interpolated like the xi transform."""
     cosmo, nuis = model.split(params)

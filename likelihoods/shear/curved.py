@@ -126,7 +126,7 @@ def curved_transform_matrices(edges_arcmin, ell_nodes, lmax: int = COSMOLIKE_LMA
                               weights: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """Matrices (M+, M-), each (ntheta, nnodes), with xi+-_b = sum_m M_bm f_m where
     f_m = l_m^2 C~(l_m) at the spline nodes (the interface of
-    :func:`likelihoods.shear.hankel.xi_transform_matrices`), summing the curved-sky
+    :func:`cosmopipe.likelihoods.shear.hankel.xi_transform_matrices`), summing the curved-sky
     series over integer 3 <= l < lmax with ``weights`` (module doc).  Cached for repeated (edges, nodes, lmax)."""
     edges = tuple(float(v) for v in np.asarray(edges_arcmin, dtype=float))
     nodes = tuple(float(v) for v in np.asarray(ell_nodes, dtype=float))

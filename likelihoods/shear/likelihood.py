@@ -4,7 +4,7 @@
 
 d is the xi+- data vector (a mock by default), C its covariance (Gaussian
 analytic at the fiducial point unless a file is given) and t(p) the theory of
-:mod:`likelihoods.shear.limber` at the parameter point p, which the
+:mod:`cosmopipe.likelihoods.shear.limber` at the parameter point p, which the
 likelihood computes itself from ``params`` (it ignores ``theory``).
 
 Workflow section (every key optional; paths are absolute, relative to the
@@ -51,8 +51,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from likelihoods.base import LikelihoodError, TheoryResult
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
+from cosmopipe.sims.cosmology import Cosmology
 
 from .conventions import OPTIONS, PRESETS, Conventions, conventions_from
 from .covariance import check_covariance, gaussian_covariance, load_covariance
@@ -212,7 +212,7 @@ def _resolve(sec, key: str, value: str, info: Mapping) -> Path:
 
 def _wrap(sec, key: str, fn, *args, **kwargs):
     """Call fn; LikelihoodError/ValueError become ConfigErrors naming ``key``."""
-    from pipeline.schema import ConfigError
+    from cosmopipe.schema import ConfigError
 
     try:
         return fn(*args, **kwargs)
@@ -223,7 +223,7 @@ def _wrap(sec, key: str, fn, *args, **kwargs):
 
 
 def _conventions_from(section) -> Conventions:
-    from pipeline.schema import choice
+    from cosmopipe.schema import choice
 
     preset = section.take("preset", choice(*PRESETS), default="project")
     csec = section.sub("conventions", default={})
@@ -239,7 +239,7 @@ def _conventions_from(section) -> Conventions:
 
 
 def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions | None = None):
-    from pipeline.schema import choice, optional, string
+    from cosmopipe.schema import choice, optional, string
 
     source = sec.take("source", choice(*SOURCES), default=default_source)
     path = sec.take("path", optional(string), default=None)
@@ -262,7 +262,7 @@ def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions
 
 
 def _survey_from(sec, info, nz_rows: str = "centres") -> Survey:
-    from pipeline.schema import number, optional, positive_int, positive_number, string
+    from cosmopipe.schema import number, optional, positive_int, positive_number, string
 
     nz_file = sec.take("nz_file", optional(string), default=None)
     nbins = sec.take("nbins", positive_int, default=None)
@@ -285,7 +285,7 @@ def _survey_from(sec, info, nz_rows: str = "centres") -> Survey:
 
 
 def _fiducial_from(sec, nbins: int) -> dict:
-    from pipeline.schema import number
+    from cosmopipe.schema import number
 
     allowed = list(Cosmology.names()) + nuisance_names(nbins)
     out = {}
@@ -303,7 +303,7 @@ def _fiducial_from(sec, nbins: int) -> dict:
 
 def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     """Build the likelihood from its workflow section (module doc)."""
-    from pipeline.schema import Section, optional, positive_int, positive_number, nonnegative_int, string
+    from cosmopipe.schema import Section, optional, positive_int, positive_number, nonnegative_int, string
 
     info = dict(info or {})
     if not isinstance(section, Section):

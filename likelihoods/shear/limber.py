@@ -11,7 +11,7 @@ For source bins i, j (distances in Mpc/h, k in h/Mpc, P in (Mpc/h)^3):
 
 (GG + GI + IG + II in one product, all with the nonlinear matter power as in
 the NLA model), C1 rho_crit = 0.0134 (or Cocoa's 0.01389: the
-``nla_c1rho`` convention of :mod:`likelihoods.shear.conventions`), D(0) = 1.  Nuisances: photo-z shifts
+``nla_c1rho`` convention of :mod:`cosmopipe.likelihoods.shear.conventions`), D(0) = 1.  Nuisances: photo-z shifts
 n_i(z) -> n_i(z - dz_i) (renormalised), multiplicative shear bias: spectra and
 correlations of pair ij times (1 + m_i)(1 + m_j).
 
@@ -25,8 +25,8 @@ power source at 41 redshifts, cubic in z onto the nodes and cubic in ln k
 (40 points per decade) onto k = (ell + 1/2)/chi, C_ell on 81 log-spaced
 nodes from ell = 1 to 1e5, and xi+- through precomputed (ntheta, nnodes)
 matrices: by default the exact curved-sky Legendre sums over every integer
-ell < 1e5 of :mod:`likelihoods.shear.curved`, or (``xi_method: flat``) the
-bin-averaged flat-sky Hankel transform of :mod:`likelihoods.shear.hankel`.  Against CCL fed the
+ell < 1e5 of :mod:`cosmopipe.likelihoods.shear.curved`, or (``xi_method: flat``) the
+bin-averaged flat-sky Hankel transform of :mod:`cosmopipe.likelihoods.shear.hankel`.  Against CCL fed the
 same P(k, z) and n(z), C_ell agree to better than 0.1 % for 20 <= ell <= 3000
 (tests/test_shear_ccl.py).
 """
@@ -39,8 +39,8 @@ import numba
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from likelihoods.base import LikelihoodError
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.sims.cosmology import Cosmology
 
 from .background import HUBBLE_DISTANCE, background, comoving_distance_grid
 from .conventions import Conventions
@@ -300,7 +300,7 @@ def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarr
     k_per_decade        resolution of the ln P table in ln k
     nz_power            redshifts at which the power source is evaluated (uniform in z
                         over the n(z) range; cubic in z onto the Limber nodes)
-    conventions         :class:`likelihoods.shear.conventions.Conventions` (default: the
+    conventions         :class:`cosmopipe.likelihoods.shear.conventions.Conventions` (default: the
                         project's); the model uses xi_method, xi_weights and nla_c1rho, the
                         survey and power source carry the others
     curved_lmax         the curved-sky sum runs over 3 <= l < curved_lmax (<= ell_max)

@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.base import LikelihoodError
 
 __all__ = ["FORMAT", "add_noise", "write_data", "read_data"]
 
@@ -42,7 +42,7 @@ def add_noise(vector: np.ndarray, cov: np.ndarray, seed: int) -> np.ndarray:
 
 def _code_version() -> str:
     try:
-        from pipeline._version import __version__
+        from cosmopipe._version import __version__
     except ImportError:  # pragma: no cover - the package always ships it
         return "unknown"
     return str(__version__)
@@ -51,7 +51,7 @@ def _code_version() -> str:
 def write_data(path: str | Path, data: np.ndarray, noiseless: np.ndarray, cov: np.ndarray, model,
                fiducial: Mapping[str, float], noise_seed: int | None) -> Path:
     """Write a mock (or any data vector with its covariance) atomically; returns the path."""
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

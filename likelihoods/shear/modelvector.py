@@ -3,7 +3,7 @@
 A modelvector has one row ``index value`` per entry, index 0, 1, 2, ... in
 order: xi+ of the pairs (1,1), (1,2), ... (1,n), (2,2), ... (n,n) with theta
 running fastest, then xi- likewise (the layout of
-:meth:`likelihoods.shear.limber.ShearModel.data_vector`).  CosmoLike's 3x2pt
+:meth:`cosmopipe.likelihoods.shear.limber.ShearModel.data_vector`).  CosmoLike's 3x2pt
 vectors continue with gamma_t and w(theta); a file of exactly that length
 (``3x2pt_size``) is accepted and its first 2 npairs ntheta entries used.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.base import LikelihoodError
 
 from .scalecuts import NAMED_LMAX, scale_cut_mask
 

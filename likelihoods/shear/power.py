@@ -43,7 +43,7 @@ EE2-resolved small scales are kept instead of a power-law continuation
 (``'unity'``: pure EE2 at theta_LCDM above the COLA k_max).
 
 CAMB runs split the neutrino mass as the ``neutrinos`` convention says
-(:data:`sims.linear.NEUTRINO_STATES`).
+(:data:`cosmopipe.sims.linear.NEUTRINO_STATES`).
 """
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from likelihoods.base import LikelihoodError
-from sims.cosmology import Cosmology
+from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.sims.cosmology import Cosmology
 
 __all__ = ["PowerSource", "EE2Power", "HMcodePower", "EmulatorPower", "TablePower", "power_source", "SOURCES",
            "extend_log_pk", "sigma8_from_pk", "camb_sigma8"]
@@ -137,7 +137,7 @@ def camb_sigma8(cosmo: Cosmology, neutrinos: str = "three_degenerate") -> float:
     """sigma_8 of the total matter at z = 0 from one linear CAMB run (about a second)."""
     import camb
 
-    from sims.linear import camb_params
+    from cosmopipe.sims.linear import camb_params
 
     pars = camb_params(cosmo, [0.0], kmax=10.0, neutrinos=neutrinos)  # sigma8 converged to 1e-4 in kmax by 10 h/Mpc
     return float(camb.get_results(pars).get_sigma8_0())
@@ -188,7 +188,7 @@ def _rows(z_camb: np.ndarray, z: np.ndarray) -> np.ndarray:
 def _camb_results(cosmo: Cosmology, z: np.ndarray, kmax: float, nonlinear: bool, neutrinos: str):
     import camb
 
-    from sims.linear import camb_params
+    from cosmopipe.sims.linear import camb_params
 
     pars = camb_params(cosmo, _camb_z(z), kmax=kmax, neutrinos=neutrinos)
     if nonlinear:
@@ -241,7 +241,7 @@ class EE2Power:
         return self._memo.get(cosmo, k, z, lambda: self._compute(cosmo, np.asarray(k, float), np.asarray(z, float)))
 
     def _compute(self, cosmo, k, z):
-        from emulators.ee2 import check_box, ee2_boost
+        from cosmopipe.emulators.ee2 import check_box, ee2_boost
 
         check_box(cosmo)  # before spending seconds in CAMB
         if self._linear_emu is not None:
@@ -257,7 +257,7 @@ class EE2Power:
 
     def _log_boost(self, k, z, cosmo):
         """ln B_EE2 (nz, nk), beyond k_max as ``boost_extrapolation`` says."""
-        from emulators.ee2 import ee2_boost
+        from cosmopipe.emulators.ee2 import ee2_boost
 
         with warnings.catch_warnings():
             # Constant boost above k_max is the documented default here.
@@ -295,7 +295,7 @@ def _load_linear(path: str):
     """The linear-power emulator of an emulator file (linear, or boost/hybrid with one attached)."""
     if not Path(path).exists():
         raise LikelihoodError(f"power.linear: emulator file {path} not found")
-    from emulators import load
+    from cosmopipe.emulators import load
 
     emu = load(path)
     linear = emu if getattr(emu, "kind", None) == "linear" else getattr(emu, "linear", None)
@@ -401,7 +401,7 @@ class EmulatorPower:
             if not Path(self.path).exists():
                 raise LikelihoodError(f"power.path: emulator file {self.path} not found")
             try:
-                from emulators import load
+                from cosmopipe.emulators import load
             except ImportError:
                 raise LikelihoodError("power.source 'emulator': this installation has no emulators.load "
                                       "(the emulator package is not available)") from None
@@ -559,7 +559,7 @@ def power_source(name: str, path: str | None = None, ee2: str = "auto", linear: 
     ``ee2`` for a hybrid emulator: 'auto' (its EE2 surrogate when it has one),
     'exact' or 'surrogate'; ``linear`` for 'ee2': an emulator file whose
     linear-power emulator replaces CAMB; ``conventions``
-    (:class:`likelihoods.shear.conventions.Conventions`, default the project's)
+    (:class:`cosmopipe.likelihoods.shear.conventions.Conventions`, default the project's)
     for the neutrinos, boost_extrapolation and cola_response settings."""
     from .conventions import Conventions
 

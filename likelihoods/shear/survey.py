@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erf
 
-from likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.base import LikelihoodError
 
 __all__ = ["Survey", "srd_parent_nz", "equal_number_edges", "photoz_bins", "lsst_y1_survey", "read_nz_file",
            "survey_from_nz_file", "bin_pairs", "ARCMIN2_PER_SR", "DEG2_FULL_SKY"]

@@ -105,8 +105,8 @@ def dataset_hash(ds: SimDataset) -> str:
 
 def write_dataset(path: str | Path, ds: SimDataset) -> Path:
     """Write atomically (temp file + rename); returns the path."""
-    from sims.integrity import seal, text, texts
-    from sims.io import atomic_hdf5
+    from cosmopipe.integrity import seal, text, texts
+    from cosmopipe.sims.io import atomic_hdf5
 
     n = ds.params.shape[0]
     for name in ("boost", "pk", "pk_lin"):
@@ -158,7 +158,7 @@ def read_dataset(path: str | Path) -> SimDataset:
 
     Raises FileNotFoundError when absent and CorruptFileError (a ValueError)
     naming the file for foreign, partial, damaged or checksum-failing files."""
-    from sims.integrity import CorruptFileError, reading, verify, warn_unverified
+    from cosmopipe.integrity import CorruptFileError, reading, verify, warn_unverified
 
     path = Path(path)
     if not path.is_file():

@@ -13,7 +13,7 @@ Verification recomputes both from what h5py reads, so a damaged byte
 anywhere -- data, attribute value, object header, B-tree -- either raises
 :class:`CorruptFileError` or did not change anything a reader sees.
 Chain files are written step by step and use their own per-step checksums
-(:class:`likelihoods.sampling.ChainBackend`) built on :func:`row_checksums`.
+(:class:`cosmopipe.likelihoods.sampling.ChainBackend`) built on :func:`row_checksums`.
 
 Attribute values are hashed by value (an int is an int whichever HDF5
 integer type holds it), so a digest computed from the values being written

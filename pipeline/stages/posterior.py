@@ -45,14 +45,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.schema import (ConfigError, Section, boolean, choice, inside_path, nonnegative_int, number, optional,
+from cosmopipe.schema import (ConfigError, Section, boolean, choice, inside_path, nonnegative_int, number, optional,
                              positive_int, positive_number, string)
-from pipeline.workflow import Stage
+from cosmopipe.pipeline.workflow import Stage
 
-from .priors import Prior, parse_prior, prior_from_default
-from .sampling import (MOVES, PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Posterior, SampledParam,
+from cosmopipe.likelihoods.priors import Prior, parse_prior, prior_from_default
+from cosmopipe.likelihoods.sampling import (MOVES, PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Posterior, SampledParam,
                        SamplerSettings, SamplingError, read_chain, run_chains, write_getdist)
-from .theory import TheorySpec, make_theory, parse_theory
+from cosmopipe.likelihoods.theory import TheorySpec, make_theory, parse_theory
 
 __all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior", "BiasSettings",
            "parse_bias", "run_bias", "plan_bias"]
@@ -150,7 +150,7 @@ def _parse_sampler(section: Section) -> SamplerSettings:
 
 
 def parse(section: Section, info: dict) -> SampleSettings:
-    from .base import LIKELIHOODS
+    from cosmopipe.likelihoods.base import LIKELIHOODS
 
     liks = section.sub("likelihoods")
     if not list(liks.keys()):
@@ -174,7 +174,7 @@ def parse(section: Section, info: dict) -> SampleSettings:
 
 # -- building the posterior -----------------------------------------------------------
 def _build_likelihoods(settings: SampleSettings, run_dir: Path) -> list:
-    from .base import LikelihoodError, likelihood_factory
+    from cosmopipe.likelihoods.base import LikelihoodError, likelihood_factory
 
     info = dict(settings.info, run_dir=run_dir)
     out = []
@@ -196,7 +196,7 @@ def _build_likelihoods(settings: SampleSettings, run_dir: Path) -> list:
 
 def _reads(lik) -> tuple[str, ...]:
     """Non-nuisance parameters a likelihood reads."""
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     declared = getattr(lik, "input_params", None)
     if declared is not None:
@@ -300,7 +300,7 @@ def _fiducial(settings: SampleSettings, likelihoods: list) -> dict[str, float]:
         if isinstance(values, Mapping):
             out.update({k: float(v) for k, v in values.items() if isinstance(v, (int, float))})
     if not out:
-        from sims.cosmology import Cosmology
+        from cosmopipe.sims.cosmology import Cosmology
 
         for _, raw in settings.likelihoods:
             given = (raw.get("data") or {}).get("fiducial") if isinstance(raw.get("data"), Mapping) else None
@@ -488,8 +488,8 @@ class BiasSettings:
 
 
 def parse_bias(section: Section, info: dict) -> BiasSettings:
-    from .shear.limber import nuisance_names
-    from .shear.scalecuts import parse_scale_cut
+    from cosmopipe.likelihoods.shear.limber import nuisance_names
+    from cosmopipe.likelihoods.shear.scalecuts import parse_scale_cut
 
     emulator = section.take("emulator", string)
     reference = section.take("reference", choice("ee2", "hmcode"), default="ee2")
@@ -550,7 +550,7 @@ def parse_bias(section: Section, info: dict) -> BiasSettings:
 
 
 def _cosmology_names():
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     return Cosmology.names()
 
@@ -582,11 +582,11 @@ def run_bias(settings: BiasSettings, ctx) -> None:
     import shutil
 
 
-    from .base import LikelihoodError
-    from .shear import bias
-    from .shear.likelihood import default_priors, from_config
-    from .shear.limber import shear_model
-    from .shear.power import power_source
+    from cosmopipe.likelihoods.base import LikelihoodError
+    from cosmopipe.likelihoods.shear import bias
+    from cosmopipe.likelihoods.shear.likelihood import default_priors, from_config
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.power import power_source
 
     log = ctx.log
     out_dir = _run_path(ctx, settings.out)
@@ -710,12 +710,12 @@ def _importance(settings: BiasSettings, ctx, ref, emu_path: Path, info: dict, lo
     """Shifts from the emulator chain reweighted to EE2 (bias.importance_shifts): the
     reference is EE2 x the emulator's own linear-power emulator, so that only the
     nonlinear boost differs, on the mock data and covariance of ``ref``."""
-    from .base import LikelihoodError
-    from .shear import bias
-    from .shear.likelihood import ShearLikelihood
-    from .shear.limber import shear_model
-    from .shear.power import power_source
-    from .shear.scalecuts import scale_cut_mask
+    from cosmopipe.likelihoods.base import LikelihoodError
+    from cosmopipe.likelihoods.shear import bias
+    from cosmopipe.likelihoods.shear.likelihood import ShearLikelihood
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.shear.scalecuts import scale_cut_mask
 
     chain_dir = _run_path(ctx, dict(settings.chains)["emulator"])
     try:
@@ -749,7 +749,7 @@ def _importance(settings: BiasSettings, ctx, ref, emu_path: Path, info: dict, lo
 
 
 def _atomic_h5(path: Path):
-    from sims.io import atomic_hdf5
+    from cosmopipe.sims.io import atomic_hdf5
 
     return atomic_hdf5(path)
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from ._version import __version__
+from cosmopipe._version import __version__
 
 __all__ = ["code_version", "host_info"]
 

@@ -62,12 +62,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.schema import (Section, boolean, choice, inside_path, list_of, nonnegative_number, optional, positive_int,
+from cosmopipe.schema import (Section, boolean, choice, inside_path, list_of, nonnegative_number, optional, positive_int,
                              positive_number, integer, number, string)
-from pipeline.workflow import Stage
+from cosmopipe.pipeline.workflow import Stage
 
-from .network import ACTIVATIONS, TrainConfig
-from .training import FitSettings
+from cosmopipe.emulators.network import ACTIVATIONS, TrainConfig
+from cosmopipe.emulators.training import FitSettings
 
 __all__ = ["STAGES", "TrainSettings", "ValidateSettings"]
 
@@ -304,7 +304,7 @@ def plan_train(s: TrainSettings, ctx) -> str:
 
 
 def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_linear: bool, log) -> bool:
-    from .io import load
+    from cosmopipe.emulators.io import load
 
     if not path.is_file():
         return False
@@ -321,11 +321,11 @@ def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_l
 
 
 def run_train(s: TrainSettings, ctx) -> None:
-    from pipeline.dataset import read_dataset
+    from cosmopipe.sims.dataset import read_dataset
 
-    from .boost import dataset_space, train_boost
-    from .hybrid import make_hybrid
-    from .io import load, save
+    from cosmopipe.emulators.boost import dataset_space, train_boost
+    from cosmopipe.emulators.hybrid import make_hybrid
+    from cosmopipe.emulators.io import load, save
 
     dataset_path = _path(ctx, s.dataset, "datasets/train.h5")
     out = _path(ctx, s.out, "emulators/boost.h5")
@@ -356,8 +356,8 @@ def run_train(s: TrainSettings, ctx) -> None:
 def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
     """The EE2 surrogate for ``emu``'s LCDM slice: reused from an existing hybrid file
     made with the same settings, else trained (minutes)."""
-    from .ee2_lcdm import lcdm_space, train_ee2_lcdm
-    from .io import load
+    from cosmopipe.emulators.ee2_lcdm import lcdm_space, train_ee2_lcdm
+    from cosmopipe.emulators.io import load
 
     space = lcdm_space(emu.space)
     z_max = max(emu.z_range[1], emu.linear.z_range[1] if emu.linear is not None else 0.0)
@@ -384,7 +384,7 @@ def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
 
 
 def _train_linear(s: TrainSettings, ds, space, ctx, client):
-    from .linear import (camb_linear_dataset, latin_hypercube, read_linear_dataset, train_linear,
+    from cosmopipe.emulators.linear import (camb_linear_dataset, latin_hypercube, read_linear_dataset, train_linear,
                          write_linear_dataset)
 
     lin = s.linear
@@ -421,7 +421,7 @@ def _train_linear(s: TrainSettings, ds, space, ctx, client):
 
 # -- validate -------------------------------------------------------------------------
 def _parse_predict(sec: Section) -> PredictSettings:
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
     params_sec = sec.sub("params", default={})
     params = {}
@@ -483,10 +483,10 @@ def plan_validate(s: ValidateSettings, ctx) -> str:
 
 
 def run_validate(s: ValidateSettings, ctx) -> None:
-    from pipeline.dataset import read_dataset
+    from cosmopipe.sims.dataset import read_dataset
 
-    from .io import load
-    from .validate import validate
+    from cosmopipe.emulators.io import load
+    from cosmopipe.emulators.validate import validate
 
     test = read_dataset(_path(ctx, s.test, "datasets/test.h5"))
     for emu_path, out_dir in _out_dirs(s, ctx):
@@ -506,9 +506,9 @@ def run_validate(s: ValidateSettings, ctx) -> None:
 
 
 def _predict_plot(p: PredictSettings, emu, out_dir: Path, ctx) -> None:
-    from sims.cosmology import Cosmology
+    from cosmopipe.sims.cosmology import Cosmology
 
-    from .plots import plot_prediction
+    from cosmopipe.emulators.plots import plot_prediction
 
     reference = Cosmology().to_dict()
     params = {n: (dict(p.params)[n] if n in dict(p.params) else reference[n]) for n in emu.params}
@@ -519,7 +519,7 @@ def _predict_plot(p: PredictSettings, emu, out_dir: Path, ctx) -> None:
     try:
         written, note = plot_prediction(emu, params, k, np.asarray(p.z), path)
     except ValueError as exc:
-        from pipeline.schema import ConfigError
+        from cosmopipe.schema import ConfigError
 
         raise ConfigError(ctx.workflow.source, "validate.predict", str(exc)) from None
     ctx.log.info("validate: prediction plot %s%s", written, f" ({note})" if note else "")
