@@ -38,7 +38,7 @@ def _wbins(n: int, value: float = -1.0) -> dict:
 
 
 def timing(args) -> None:
-    from cosmopipe.likelihoods.camb_theory import CambSettings, camb_theory
+    from cosmopipe.likelihoods.theory.camb_theory import CambSettings, camb_theory
 
     req = {"cls": {"lmax": args.lmax, "lensing": True}, "distances": True, "rdrag": True, "sigma8": True}
     ede = EDE_POINTS[0]
@@ -98,7 +98,7 @@ def _plik_distance(plik, a, b) -> float:
 def _compare(label, test, ref, plik) -> None:
     import numpy as np
 
-    from cosmopipe.likelihoods.ede import cmb_chi2_cosmic_variance
+    from cosmopipe.likelihoods.theory.ede import cmb_chi2_cosmic_variance
 
     lmax = len(ref.cls["tt"]) - 1
     sl = slice(30, min(2501, lmax + 1))
@@ -116,7 +116,7 @@ def _compare(label, test, ref, plik) -> None:
 def accuracy(args) -> None:
     import numpy as np
 
-    from cosmopipe.likelihoods.camb_theory import CambSettings, camb_theory
+    from cosmopipe.likelihoods.theory.camb_theory import CambSettings, camb_theory
 
     plik = _plik(args.data_dir)
     req = {"cls": {"lmax": 2508, "lensing": True}, "pk_lin": {"kmax": 5.0, "z": [0.0]}, "rdrag": True}
@@ -153,9 +153,9 @@ def proxy_transport(params: dict, w, lmax: int = 2508, cs2_truth: float = 0.75):
     c_s^2 = 1, corrected by ede's correction built from the two at w_i = -1."""
     import camb
 
-    from cosmopipe.likelihoods import ede
+    from cosmopipe.likelihoods.theory import ede
     from cosmopipe.likelihoods.base import TheoryResult
-    from cosmopipe.likelihoods.camb_theory import (
+    from cosmopipe.likelihoods.theory.camb_theory import (
         CambSettings, _base_params, _camb_params, _cmb_spectra, _parse_requirements, _resolve_settings,
     )
 
@@ -173,7 +173,7 @@ def proxy_transport(params: dict, w, lmax: int = 2508, cs2_truth: float = 0.75):
         return de
 
     def lensed(de):
-        from cosmopipe.likelihoods.camb_theory import _configure
+        from cosmopipe.likelihoods.theory.camb_theory import _configure
 
         pars = _camb_params(base, settings, de)
         _configure(pars, needs, settings)

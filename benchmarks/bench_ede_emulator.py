@@ -4,7 +4,7 @@ likelihoods (plik-lite, low-ell TT, lowE, lensing, BAO, Pantheon).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ede_emulator.py --emulator obs.h5 [--camb-calls 2]
 
-One thread.  The emulator file comes from ``python -m cosmopipe.emulators.observables train``.
+One thread.  The emulator file comes from ``python -m cosmopipe.likelihoods.theory.observables train``.
 """
 import argparse
 import os
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from cosmopipe.emulators import observables as ob
+from cosmopipe.likelihoods.theory import observables as ob
 
 
 def _timeit(fn, repeat: int) -> tuple[float, float]:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         print(f"  loglike {name:28s} {1e3 * t:.3f} ms")
     print(f"six likelihoods: {1e3 * t_like:.2f} ms; emulator + likelihoods: {1e3 * (t_emu + t_like):.2f} ms per point")
     if args.camb_calls:
-        from cosmopipe.likelihoods.camb_theory import CambSettings, camb_theory
+        from cosmopipe.likelihoods.theory.camb_theory import CambSettings, camb_theory
 
         settings = CambSettings(**{**ob.DEFAULT_CAMB, **emu.camb})
         full = {"mnu": ob.MNU, **params}

@@ -30,8 +30,9 @@ import emcee
 import numpy as np
 
 from cosmopipe.likelihoods.priors import Prior
-from cosmopipe.likelihoods.sampling import (DaskPool, DerivedParam, Posterior, SampledParam, _decide_parallel,
-                                  _emcee_blobs, choose_parallel)
+from cosmopipe.likelihoods.sampling import DaskPool, DerivedParam, Posterior, SampledParam, choose_parallel
+from cosmopipe.likelihoods.sampling.pool import _decide_parallel
+from cosmopipe.likelihoods.sampling.run import _emcee_blobs
 
 
 @dataclass
@@ -182,7 +183,7 @@ def main(argv=None) -> None:
             _case("2 s sleep, 3-D (8 walkers)", _posterior(CostModelGaussian(3, 2.0), 3), 8, 1, pools2, results, client)
 
         nworkers = args.workers
-        print("\nchoose_parallel (model constants in likelihoods/sampling.py) vs the measured faster mode:")
+        print("\nchoose_parallel (model constants in likelihoods/sampling/pool.py) vs the measured faster mode:")
         for row in results:
             for name in [k for k in row if (k.startswith("dask") or k == "sim8") and k in row]:
                 faster = "dask" if row[name] < row["vectorize"] else "vectorize"

@@ -143,7 +143,7 @@ def main(argv=None) -> None:
     from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
     from cosmopipe.likelihoods.shear.likelihood import ShearLikelihood
     from cosmopipe.likelihoods.shear.limber import shear_model
-    from cosmopipe.likelihoods.shear.power import EmulatorPower, HMcodePower, TablePower
+    from cosmopipe.likelihoods.theory.matter_power import EmulatorPower, HMcodePower, TablePower
     from cosmopipe.likelihoods.shear.scalecuts import scale_cut_mask
     from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
     from cosmopipe.sims.cosmology import Cosmology
@@ -241,7 +241,7 @@ def _cola_response_impact(path, emulator, survey, cov, edges):
     from cosmopipe.likelihoods.shear.conventions import Conventions
     from cosmopipe.likelihoods.shear.limber import shear_model
     from cosmopipe.likelihoods.shear.modelvector import delta_chi2_by_cut
-    from cosmopipe.likelihoods.shear.power import EmulatorPower
+    from cosmopipe.likelihoods.theory.matter_power import EmulatorPower
 
     point = {"w0": -0.9}
     vec = {}

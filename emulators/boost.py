@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import PCANetwork, as_grid
+from .core import PCANetwork, summary
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -40,6 +40,8 @@ class BoostEmulator:
     linear: Any = None
     info: dict = field(default_factory=dict)
     kind = "boost"
+
+    __repr__ = __str__ = summary
 
     @property
     def space(self) -> ParameterSpace:
@@ -71,15 +73,13 @@ class BoostEmulator:
 
     def grids(self, k: Any, z: Any, who: str = "boost emulator") -> tuple[np.ndarray, np.ndarray]:
         """Validated 1-d k [h/Mpc] and z inside the trained ranges."""
-        k_arr = as_grid("k", k, *self.k_range, " h/Mpc", who)
-        z_arr = as_grid("z", z, *self.z_range, "", who)
-        return k_arr, z_arr
+        op = self.model.operator(k, z, who)
+        return op.k, op.z
 
     def log_boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
         """ln B, shaped like :meth:`boost`."""
         theta, single = self.read_params(params, extrapolate)
-        k_arr, z_arr = self.grids(k, z)
-        q = self.model.evaluate(theta, z_arr, k_arr)
+        q = self.model.apply(theta, self.model.operator(k, z, "boost emulator"))
         return q[0] if single else q
 
     def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
@@ -92,7 +92,8 @@ class BoostEmulator:
                 (n, nz, nk)
         extrapolate  evaluate outside the training box instead of raising ValueError
         """
-        return np.exp(self.log_boost(k, z, params, extrapolate))
+        q = self.log_boost(k, z, params, extrapolate)
+        return np.exp(q, out=q)  # in place: q is a fresh array
 
     def pnl(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
         """Nonlinear power P_lin x B [(Mpc/h)^3], shaped like :meth:`boost`.
@@ -100,8 +101,9 @@ class BoostEmulator:
         With an attached linear emulator this is one network pass each; without
         one CAMB runs for every cosmology (seconds each)."""
         theta, single = self.read_params(params, extrapolate)
-        k_arr, z_arr = self.grids(k, z)
-        q = self.model.evaluate(theta, z_arr, k_arr)
+        op = self.model.operator(k, z, "boost emulator")
+        z_arr, k_arr = op.z, op.k
+        q = self.model.apply(theta, op)
         if self.linear is not None:
             q = q + self.linear.log_pk_theta(theta, self.space, z_arr, k_arr, extrapolate)
             out = np.exp(q)

@@ -28,10 +28,13 @@ import numpy as np
 from .network import MLP
 from .params import ParameterSpace
 
-__all__ = ["PCANetwork", "MODES", "spline_matrix", "as_grid"]
+__all__ = ["PCANetwork", "MODES", "spline_matrix", "as_grid", "summary"]
 
 MODES = ("joint", "per_z")
 _CACHE_SIZE = 8
+# Up to this many rows the joint model interpolates Y separably (see _separable);
+# larger batches use the folded basis, a single well-shaped matrix product.
+_SEPARABLE_MAX_ROWS = 4
 # Relative slack on the grid edges (values read back from text).
 _EDGE_TOL = 1e-9
 
@@ -122,9 +125,9 @@ class PCANetwork:
         object.__setattr__(self, "k", k)
         # Folding the output scale into the basis saves a multiply per call.
         object.__setattr__(self, "_scaled_basis", self.pca_basis * self.output_scale[:, None, None])
-        # A stack of one network runs faster as plain 2-d matrix products.
-        single = MLP(tuple(w[0] for w in net.weights), tuple(b[0] for b in net.biases), net.activation) \
-            if blocks == 1 else None
+        # A stack of one network runs faster as plain 2-d matrix products, and with
+        # the box-to-[-1, 1] map folded into its first layer it takes theta directly.
+        single = _fold_unit_map(net, self.space) if blocks == 1 else None
         object.__setattr__(self, "_single_net", single)
 
     @property
@@ -138,10 +141,31 @@ class PCANetwork:
     # -- evaluation -------------------------------------------------------
     def coefficients(self, theta: np.ndarray) -> np.ndarray:
         """(B, n, c) scaled PCA coefficients for (n, p) parameter values."""
-        x = self.space.to_unit(theta)
         if self._single_net is not None:
-            return self._single_net(x)[None]
-        return self.network(x)
+            return self._single_net(theta)[None]
+        return self.network(self.space.to_unit(theta))
+
+    def operator(self, k, z, who: str) -> "_GridOperator":
+        """The cached operator of a requested grid, validated (see :func:`as_grid`) on first use.
+
+        The cache is keyed on the raw bytes the caller gave, so a grid asked for again
+        (the sampling case) skips validation; a grid that fails it is never cached."""
+        if type(k) is np.ndarray and type(z) is np.ndarray and k.dtype == np.float64 == z.dtype \
+                and k.ndim == 1 == z.ndim:
+            hit = self._cache.get((b"raw", z.tobytes(), k.tobytes()))
+            if hit is not None:
+                return hit
+            raw = (b"raw", z.tobytes(), k.tobytes())
+        else:
+            raw = None
+        k_arr = as_grid("k", k, *self.k_range, " h/Mpc", who)
+        z_arr = as_grid("z", z, *self.z_range, "", who)
+        op = self._operator(z_arr, k_arr)
+        if raw is not None:
+            if len(self._cache) >= 2 * _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[raw] = op
+        return op
 
     def training_grid(self, theta: np.ndarray) -> np.ndarray:
         """Y on the training grid, (n, nz, nk), for (n, p) parameter values."""
@@ -152,8 +176,8 @@ class PCANetwork:
             return y[0].reshape(n, self.z.size, self.k.size)
         return y.transpose(1, 0, 2)
 
-    def _operator(self, z: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Mean and basis with the interpolation to (z, k) folded in (cached)."""
+    def _operator(self, z: np.ndarray, k: np.ndarray) -> "_GridOperator":
+        """Interpolation to (z, k), both separable and folded into the PCA basis (cached)."""
         key = (z.tobytes(), k.tobytes())
         hit = self._cache.get(key)
         if hit is not None:
@@ -161,19 +185,22 @@ class PCANetwork:
         mk = spline_matrix(np.log(self.k), np.log(k))          # (nk', nk)
         mz = spline_matrix(np.log1p(self.z), np.log1p(z))      # (nz', nz)
         same_z = z.size == self.z.size and np.array_equal(z, self.z)
+        same_k = k.size == self.k.size and np.array_equal(k, self.k)
         if self.mode == "joint":
             nz, nk = self.z.size, self.k.size
             basis = self._scaled_basis[0].reshape(-1, nz, nk)
             mean = self.pca_mean[0].reshape(nz, nk)
             basis = np.einsum("az,czk,bk->cab", mz, basis, mk, optimize=True).reshape(basis.shape[0], -1)
             mean = (mz @ mean @ mk.T).reshape(-1)
-            entry = (np.ascontiguousarray(mean), np.ascontiguousarray(basis), None)
+            entry = _GridOperator(z, k, np.ascontiguousarray(mean), np.ascontiguousarray(basis), None,
+                                  None if same_z else np.ascontiguousarray(mz),
+                                  None if same_k else np.ascontiguousarray(mk.T))
         else:
             basis = np.ascontiguousarray(self._scaled_basis @ mk.T)          # (nz, c, nk')
             mean = self.pca_mean @ mk.T                                      # (nz, nk')
-            entry = (mean, basis, None if same_z else np.ascontiguousarray(mz))
+            entry = _GridOperator(z, k, mean, basis, None if same_z else np.ascontiguousarray(mz), None, None)
         # Single dict operations only (atomic under the GIL), so threads may share an emulator.
-        if len(self._cache) >= _CACHE_SIZE:
+        if len(self._cache) >= 2 * _CACHE_SIZE:
             self._cache.clear()
         self._cache[key] = entry
         return entry
@@ -182,12 +209,95 @@ class PCANetwork:
         """Y at (n, p) parameters on the grid z (nz',) x k (nk',): (n, nz', nk').
 
         z and k must lie inside the training ranges (see :func:`as_grid`)."""
-        mean, basis, mz = self._operator(z, k)
+        return self.apply(theta, self._operator(z, k))
+
+    def apply(self, theta: np.ndarray, op: "_GridOperator") -> np.ndarray:
+        """Y at (n, p) parameters on the grid of ``op`` (from :meth:`operator`): (n, nz', nk')."""
+        z, k = op.z, op.k
         coeff = self.coefficients(theta)
         n = theta.shape[0]
         if self.mode == "joint":
-            return (mean + coeff[0] @ basis).reshape(n, z.size, k.size)
-        y = mean[:, None, :] + coeff @ basis                                   # (nz, n, nk')
-        if mz is None:
+            if n <= _SEPARABLE_MAX_ROWS and (op.mz_joint is not None or op.mk_t is not None):
+                return self._separable(coeff[0], op, n)
+            return (op.mean + coeff[0] @ op.basis).reshape(n, z.size, k.size)
+        y = op.mean[:, None, :] + coeff @ op.basis                             # (nz, n, nk')
+        if op.mz is None:
             return y.transpose(1, 0, 2)
-        return np.einsum("az,znk->nak", mz, y, optimize=True)
+        return np.einsum("az,znk->nak", op.mz, y, optimize=True)
+
+    def _separable(self, coeff: np.ndarray, op: "_GridOperator", n: int) -> np.ndarray:
+        # Y on the training grid first, then the z and k splines as two small
+        # products: the folded basis of a fine grid (c x 8000 doubles for 40 z x
+        # 200 k) is too big for the cache, so for a few rows this is faster.
+        y = (self.pca_mean[0] + coeff @ self._scaled_basis[0]).reshape(n, self.z.size, self.k.size)
+        # k first: fewer operations when both grids are finer than the training grid.
+        if op.mk_t is not None:
+            y = y @ op.mk_t
+        if op.mz_joint is not None:
+            y = op.mz_joint @ y
+        return y
+
+
+@dataclass(frozen=True)
+class _GridOperator:
+    """Cached interpolation of a PCANetwork to one (z, k) grid.
+
+    z, k         the validated grid [k in h/Mpc]
+    mean, basis  the PCA mean and (scaled) basis with the interpolation folded in
+    mz           (per_z) z-spline matrix applied after the blocks, None on the training z
+    mz_joint, mk_t  (joint) separable z-spline (nz', nz) and transposed k-spline
+                 (nk, nk') matrices, None where the grid is the training grid
+    """
+
+    z: np.ndarray
+    k: np.ndarray
+    mean: np.ndarray
+    basis: np.ndarray
+    mz: np.ndarray | None
+    mz_joint: np.ndarray | None
+    mk_t: np.ndarray | None
+
+
+def _fold_unit_map(net: MLP, space: ParameterSpace) -> MLP:
+    """The first network of a stack, 2-d, with x = (2 theta - (u + l)) / (u - l) folded
+    into its first layer: W' = diag(2 / (u - l)) W, b' = b - ((u + l) / (u - l)) W."""
+    span = space.upper - space.lower
+    w0, b0 = net.weights[0][0], net.biases[0][0]
+    w_first = (2.0 / span)[:, None] * w0
+    b_first = b0 - ((space.upper + space.lower) / span) @ w0
+    weights = (w_first, *(w[0] for w in net.weights[1:]))
+    biases = (b_first, *(b[0] for b in net.biases[1:]))
+    return MLP(tuple(np.ascontiguousarray(w) for w in weights), tuple(biases), net.activation)
+
+
+def summary(emu) -> str:
+    """The short description every emulator prints: kind, box, k and z range,
+    accuracy where recorded, and the file it was read from."""
+    mode = getattr(emu, "mode", None)
+    name = getattr(emu, "_model_name", None)
+    head = f"{emu.kind} emulator" + (f" ({mode} mode)" if mode else "") + (f" {name!r}" if name else "")
+    box = ", ".join(f"{n} [{lo:.4g}, {hi:.4g}]" for n, (lo, hi) in emu.space.box.items())
+    lines = [head, f"  box       {box}"]
+    inputs = getattr(emu, "inputs", None) or getattr(getattr(emu, "cola", None), "inputs", None)
+    if inputs is not None and tuple(inputs) != tuple(emu.space.names):
+        lines.append(f"  response  depends on {', '.join(inputs)} only")
+    if emu.space.fixed:
+        lines.append("  fixed     " + ", ".join(f"{n}={v:.6g}" for n, v in emu.space.fixed.items()))
+    (k_lo, k_hi), (z_lo, z_hi) = emu.k_range, emu.z_range
+    lines.append(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
+    lines.append(f"  accuracy  {_accuracy_text(emu)}")
+    source = getattr(emu, "_source", None)
+    lines.append(f"  file      {source if source else '(not saved)'}")
+    return "\n".join(lines)
+
+
+def _accuracy_text(emu) -> str:
+    card = getattr(emu, "_accuracy", None)
+    if card:
+        return card
+    inner = getattr(emu, "cola", emu)
+    v = (inner.info or {}).get("validation", {}) if hasattr(inner, "info") else {}
+    if "max_k_le_1_p95" in v:
+        return (f"held-out training cosmologies ({v.get('n', '?')}): p95 of max |dB/B| (k <= 1 h/Mpc) "
+                f"{100 * v['max_k_le_1_p95']:.2f} %")
+    return "not recorded"

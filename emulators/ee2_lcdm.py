@@ -105,9 +105,8 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
     n_test   independent held-out cosmologies for the reported accuracy
              (``info['validation']``: max |B/B_EE2 - 1| per cosmology over k ranges)
     """
-    from scipy.stats import qmc
-
     from cosmopipe.provenance import code_version
+    from cosmopipe.sims.design import ParameterBox, latin_hypercube
 
     from .hybrid import _package_version
 
@@ -115,14 +114,14 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
     lspace = lcdm_space(space)
     z = np.asarray(np.linspace(0.0, 3.0, 16) if z is None else z, dtype=float)
     k = ee2_native_k()
-    width = lspace.upper - lspace.lower
-    theta = lspace.lower + qmc.LatinHypercube(d=len(lspace.names), seed=seed).random(n) * width
+    box = ParameterBox(lspace.names, tuple(lspace.lower), tuple(lspace.upper))
+    theta = latin_hypercube(box, n, seed=seed)
     q = ee2_lcdm_table(theta, lspace, z, client)
     t_table = time.perf_counter() - t0
     model, report = fit_pca_network(theta, q, lspace, z, k, settings, client=client)
     validation = {}
     if n_test > 0:
-        theta_t = lspace.lower + qmc.LatinHypercube(d=len(lspace.names), seed=seed + 1).random(n_test) * width
+        theta_t = latin_hypercube(box, n_test, seed=seed + 1)
         z_t = np.unique(np.concatenate([z, 0.5 * (z[1:] + z[:-1])]))  # nodes and midpoints
         q_t = ee2_lcdm_table(theta_t, lspace, z_t, client)
         err = np.abs(np.expm1(model.evaluate(theta_t, z_t, k) - q_t))

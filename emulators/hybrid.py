@@ -2,6 +2,11 @@
 
     B(k, z; theta) = B_EE2(k, z; theta_LCDM) * B_COLA(k, z; theta) / B_COLA(k, z; theta_LCDM)
 
+or, in response mode (a :class:`~emulators.response.ResponseEmulator` trained
+on LCDM twin pairs as ``cola``),
+
+    B(k, z; theta) = B_EE2(k, z; theta_LCDM) * R_emu(k, z; theta),
+
 with theta_LCDM = theta at w0 = -1, wa = 0 (the approach of the COLA
 emulator for LSST Y1, arXiv:2404.12344): COLA's resolution errors largely
 cancel in the ratio, and the high-resolution EE2 sets the LCDM boost.  At
@@ -27,8 +32,10 @@ from typing import Any
 import numpy as np
 
 from .boost import BoostEmulator, camb_pk_lin
+from .core import summary
 from .ee2 import check_box, ee2_boost
 from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
+from .response import ResponseEmulator
 
 __all__ = ["HybridEmulator", "make_hybrid", "EE2_MODES"]
 
@@ -41,10 +48,17 @@ class HybridEmulator:
     embedded COLA :class:`~emulators.boost.BoostEmulator`; ``ee2_lcdm`` the
     optional EE2 surrogate on the LCDM slice (:mod:`cosmopipe.emulators.ee2_lcdm`)."""
 
-    cola: BoostEmulator
+    cola: BoostEmulator | ResponseEmulator
     info: dict = field(default_factory=dict)
     ee2_lcdm: BoostEmulator | None = None
     kind = "hybrid"
+
+    __repr__ = __str__ = summary
+
+    @property
+    def mode(self) -> str:
+        """'ratio' (B_COLA(theta) / B_COLA(theta_LCDM)) or 'response' (R_emu(theta))."""
+        return "response" if self.cola.kind == "response" else "ratio"
 
     def __post_init__(self):
         space = self.cola.space
@@ -108,8 +122,7 @@ class HybridEmulator:
     def log_boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """ln B, shaped like :meth:`boost`."""
         theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
-        k_arr, z_arr = self.cola.grids(k, z, who="hybrid emulator")
-        return self._log_boost(theta, z_arr, k_arr, single, ee2)
+        return self._log_boost(theta, self.cola.model.operator(k, z, "hybrid emulator"), single, ee2)
 
     def ln_ee2_lcdm(self, theta_lcdm: np.ndarray, z: np.ndarray, k: np.ndarray, ee2: str = "exact") -> np.ndarray:
         """ln B_EE2 (n, nz, nk) at rows of theta_LCDM (n, p) in :attr:`params` order, checked
@@ -136,13 +149,16 @@ class HybridEmulator:
                              f"[{np.min(z):g}, {np.max(z):g}]; use ee2='exact'")
         return ee2_lcdm_log_boost(self.ee2_lcdm, theta_lcdm, self.space.names, z, k)
 
-    def _log_boost(self, theta, z_arr, k_arr, single, ee2="exact"):
+    def _log_boost(self, theta, op, single, ee2="exact"):
         n = theta.shape[0]
         lcdm = self._lcdm(theta)
-        ln_ee2 = self.ln_ee2_lcdm(lcdm, z_arr, k_arr, ee2)
+        ln_ee2 = self.ln_ee2_lcdm(lcdm, op.z, op.k, ee2)
+        if self.cola.kind == "response":
+            out = ln_ee2 + self.cola.log_response_theta(theta, op)
+            return out[0] if single else out
         # One network pass for theta and theta_LCDM together: at w0 = -1 the
         # two rows are identical and their difference is exactly zero.
-        q = self.cola.model.evaluate(np.vstack([theta, lcdm]), z_arr, k_arr)
+        q = self.cola.model.apply(np.vstack([theta, lcdm]), op)
         out = ln_ee2 + (q[:n] - q[n:])
         return out[0] if single else out
 
@@ -151,13 +167,15 @@ class HybridEmulator:
         :meth:`cosmopipe.emulators.boost.BoostEmulator.boost`.  ``extrapolate`` lets theta
         leave the COLA box; theta_LCDM must still be inside EE2's box.  ``ee2``:
         'exact' (EuclidEmulator2) or 'surrogate' (module docstring)."""
-        return np.exp(self.log_boost(k, z, params, extrapolate, ee2))
+        q = self.log_boost(k, z, params, extrapolate, ee2)
+        return np.exp(q, out=q)
 
     def pnl(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:
         """P_lin x B [(Mpc/h)^3], with the COLA emulator's linear emulator (or CAMB)."""
         theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
-        k_arr, z_arr = self.cola.grids(k, z, who="hybrid emulator")
-        q = self._log_boost(theta, z_arr, k_arr, single=False, ee2=ee2)
+        op = self.cola.model.operator(k, z, "hybrid emulator")
+        z_arr, k_arr = op.z, op.k
+        q = self._log_boost(theta, op, single=False, ee2=ee2)
         if self.linear is not None:
             out = np.exp(q + self.linear.log_pk_theta(theta, self.space, z_arr, k_arr, extrapolate))
         else:
@@ -170,10 +188,11 @@ class HybridEmulator:
         return save(self, path)
 
 
-def make_hybrid(cola: BoostEmulator, ee2_lcdm: BoostEmulator | None = None) -> HybridEmulator:
-    """Hybrid of a COLA boost emulator with EuclidEmulator2 (provenance copied),
-    optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)."""
+def make_hybrid(cola: BoostEmulator | ResponseEmulator, ee2_lcdm: BoostEmulator | None = None) -> HybridEmulator:
+    """Hybrid of a COLA boost or response emulator with EuclidEmulator2 (provenance
+    copied), optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)."""
     info = {"cola_dataset_hash": cola.info.get("dataset_hash", ""), "reference": "EuclidEmulator2",
+            "mode": "response" if cola.kind == "response" else "ratio",
             "euclidemu2_version": _package_version("euclidemu2"), "code_version": cola.info.get("code_version", "")}
     return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm)
 

@@ -1,12 +1,14 @@
 """Emulators <-> one HDF5 file each (no pickle).
 
-Format "cosmopipe-emulator", format_version 2.  Root attrs: format,
-format_version, kind ('boost', 'hybrid' or 'linear'), created (UTC ISO) and
-complete (written last).  An emulator is written into a group:
+Format "cosmopipe-emulator", format_version 3.  Root attrs: format,
+format_version, kind ('boost', 'hybrid', 'linear' or 'response'), created (UTC
+ISO) and complete (written last).  An emulator is written into a group:
 
-    <group>.attrs   kind, plus species (linear) or reference (hybrid)
-    <group>/params  (linear) the parameters callers give: attrs varied, fixed;
-                    lower, upper (the network inputs, in model, omit A_s and n_s)
+    <group>.attrs   kind, plus species (linear) or reference and mode (hybrid:
+                    'ratio' or 'response', the kind of its 'cola' group)
+    <group>/params  (linear, response) the parameters callers give: attrs varied,
+                    fixed; lower, upper (the network inputs, in model, may be fewer:
+                    linear omits A_s and n_s, a response its insensitive parameters)
     <group>/model   the PCA + MLP (emulators.core.PCANetwork):
         attrs       mode, varied (JSON list, input order), fixed (JSON dict),
                     activation, n_layers
@@ -16,8 +18,9 @@ complete (written last).  An emulator is written into a group:
         network/W<i> (B, n_in, n_out), network/b<i> (B, n_out)
     <group>/provenance  attrs: dataset_hash, code_version, training_seconds,
                     training_settings, training_report, validation, ... (dicts as JSON)
-    <group>/linear  (boost, optional) an attached linear emulator, same layout
-    <group>/cola    (hybrid) the embedded COLA boost emulator, same layout
+    <group>/linear  (boost, response, optional) an attached linear emulator, same layout
+    <group>/cola    (hybrid) the embedded COLA boost or (mode 'response') response
+                    emulator of R = B(theta) / B(theta_LCDM), same layout
     <group>/ee2_lcdm  (hybrid, optional) the EE2 surrogate on the LCDM slice, a boost
                     emulator (emulators.ee2_lcdm)
 
@@ -26,8 +29,10 @@ emulator) and stands alone.
 
 Version 2 files carry checksums (sims.integrity): attr "sha256" on every array
 and "attrs_sha256" on every group, the embedded emulators' included, verified
-before anything is built.  Text is stored as fixed-length UTF-8.  Version 1
-files (no checksums) are read with a warning.
+before anything is built.  Text is stored as fixed-length UTF-8.  Version 3
+added the response kind and the hybrid's mode attribute; version 2 files are
+read as before (a hybrid without mode is a 'ratio' hybrid).  Version 1 files
+(no checksums) are read with a warning.
 """
 from __future__ import annotations
 
@@ -39,14 +44,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from cosmopipe.h5format import read_header
 from cosmopipe.integrity import CorruptFileError, reading, seal, text, verify, warn_unverified
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "KINDS"]
 
 FORMAT = "cosmopipe-emulator"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _HINT = "delete it and train it again"
-KINDS = ("boost", "hybrid", "linear")
+KINDS = ("boost", "hybrid", "linear", "response")
 
 
 class _Corrupt(Exception):
@@ -102,11 +108,12 @@ def _json_default(obj: Any) -> Any:
 def _write(group: h5py.Group, emulator) -> None:
     kind = getattr(emulator, "kind", None)
     if kind not in KINDS:
-        raise TypeError(f"save: expected a boost, hybrid or linear emulator, got {type(emulator).__name__}")
+        raise TypeError(f"save: expected a boost, hybrid, linear or response emulator, got {type(emulator).__name__}")
     group.attrs["kind"] = text(kind)
     _write_info(group, emulator.info)
     if kind == "hybrid":
         group.attrs["reference"] = text("EuclidEmulator2")
+        group.attrs["mode"] = text(emulator.mode)
         _write(group.create_group("cola"), emulator.cola)
         if emulator.ee2_lcdm is not None:
             _write(group.create_group("ee2_lcdm"), emulator.ee2_lcdm)
@@ -114,8 +121,9 @@ def _write(group: h5py.Group, emulator) -> None:
     _write_model(group, emulator.model)
     if kind == "linear":
         group.attrs["species"] = text(emulator.species)
+    if kind in ("linear", "response"):
         _write_space(group.create_group("params"), emulator.space)
-    elif emulator.linear is not None:
+    if kind != "linear" and emulator.linear is not None:
         _write(group.create_group("linear"), emulator.linear)
 
 
@@ -197,6 +205,7 @@ def _read(group: h5py.Group):
     from .boost import BoostEmulator
     from .hybrid import HybridEmulator
     from .linear import LinearEmulator
+    from .response import ResponseEmulator
 
     kind = _attr(group, "kind")
     if kind not in KINDS:
@@ -206,8 +215,10 @@ def _read(group: h5py.Group):
         if "cola" not in group:
             raise _Corrupt(f"{group.name}: the embedded COLA emulator (group 'cola') is missing")
         cola = _read(group["cola"])
-        if not isinstance(cola, BoostEmulator):
-            raise _Corrupt(f"{group.name}/cola: expected a boost emulator, found kind {cola.kind!r}")
+        mode = _attr(group, "mode") if "mode" in group.attrs else "ratio"
+        want = ResponseEmulator if mode == "response" else BoostEmulator
+        if mode not in ("ratio", "response") or not isinstance(cola, want):
+            raise _Corrupt(f"{group.name}: hybrid mode {mode!r} with an embedded {cola.kind!r} emulator")
         surrogate = _read(group["ee2_lcdm"]) if "ee2_lcdm" in group else None
         if surrogate is not None and not isinstance(surrogate, BoostEmulator):
             raise _Corrupt(f"{group.name}/ee2_lcdm: expected a boost emulator, found kind {surrogate.kind!r}")
@@ -221,6 +232,10 @@ def _read(group: h5py.Group):
     linear = _read(group["linear"]) if "linear" in group else None
     if linear is not None and not isinstance(linear, LinearEmulator):
         raise _Corrupt(f"{group.name}/linear: expected a linear emulator, found kind {linear.kind!r}")
+    if kind == "response":
+        if "params" not in group:
+            raise _Corrupt(f"{group.name}: group 'params' is missing")
+        return ResponseEmulator(space=_read_space(group["params"]), model=model, linear=linear, info=info)
     return BoostEmulator(model=model, linear=linear, info=info)
 
 
@@ -246,7 +261,10 @@ def load(path: str | Path):
         else:
             warn_unverified("emulator", path)
         try:
-            return _read(f)
+            emulator = _read(f)
+            # Not a field: the short repr names the file (see emulators.core.summary).
+            object.__setattr__(emulator, "_source", str(path))
+            return emulator
         except CorruptFileError:
             raise
         except _Corrupt as exc:
@@ -257,11 +275,9 @@ def load(path: str | Path):
 
 def _check_header(path: Path, f: h5py.File) -> int:
     """The format_version of an emulator file whose header is valid."""
-    fmt = f.attrs.get("format")
-    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    fmt, version, complete = read_header(f.attrs)
     if fmt != FORMAT:
         raise CorruptFileError(path, f"not a cosmopipe emulator (format attribute {fmt!r}, expected {FORMAT!r})")
-    version = f.attrs.get("format_version")
     try:
         version = int(version)
     except (TypeError, ValueError):
@@ -271,6 +287,6 @@ def _check_header(path: Path, f: h5py.File) -> int:
                                      f"this version reads up to {FORMAT_VERSION} (upgrade cosmopipe)")
     if version < 1:
         raise CorruptFileError(path, f"emulator format_version {version} is not valid")
-    if not bool(f.attrs.get("complete", False)):
+    if not bool(complete):
         raise CorruptFileError(path, "incomplete emulator file (the write was interrupted)")
     return version

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .core import PCANetwork, as_grid
+from .core import PCANetwork, as_grid, summary
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -98,6 +98,8 @@ class LinearEmulator:
     species: str = "tot"
     info: dict = field(default_factory=dict)
     kind = "linear"
+
+    __repr__ = __str__ = summary
 
     def __post_init__(self):
         if self.species not in SPECIES:
@@ -188,12 +190,12 @@ class LinearDataset:
 
 def latin_hypercube(n: int, space: ParameterSpace, seed: int = 0) -> list[dict[str, float]]:
     """n cosmologies (full parameter dicts) on a Latin hypercube of the box of ``space``."""
-    from scipy.stats import qmc
+    from cosmopipe.sims import design
 
     if n < 1:
         raise ValueError(f"latin_hypercube: n must be a positive integer, got {n}")
-    unit = qmc.LatinHypercube(d=len(space.names), seed=seed).random(n)
-    return space.cosmology_dicts(space.lower + unit * (space.upper - space.lower))
+    box = design.ParameterBox(space.names, tuple(space.lower), tuple(space.upper))
+    return space.cosmology_dicts(design.latin_hypercube(box, n, seed=seed))
 
 
 def camb_spectra(params: dict, z: np.ndarray, k: np.ndarray, species: str = "tot",
@@ -268,15 +270,18 @@ def write_linear_dataset(path: str | Path, data: LinearDataset) -> Path:
 def read_linear_dataset(path: str | Path) -> LinearDataset:
     import h5py
 
+    from cosmopipe.h5format import read_header
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such linear-power dataset")
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != DATASET_FORMAT or not bool(f.attrs.get("complete", False)):
+            fmt, version, complete = read_header(f.attrs)
+            if fmt != DATASET_FORMAT or not bool(complete):
                 raise ValueError(f"{path}: not a complete {DATASET_FORMAT} file")
             if int(f.attrs["format_version"]) > DATASET_VERSION:
-                raise ValueError(f"{path}: format_version {int(f.attrs['format_version'])} is newer than this "
+                raise ValueError(f"{path}: format_version {int(version)} is newer than this "
                                  f"cosmopipe reads ({DATASET_VERSION})")
             arrays = {name: f[name][()] for name in ("params", "z", "k", "pk", "seconds")}
             return LinearDataset(names=tuple(json.loads(f.attrs["names"])), species=str(f.attrs["species"]),

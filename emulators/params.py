@@ -105,6 +105,18 @@ class ParameterSpace:
         """Full parameter dicts (varied + fixed) of each row of ``theta``."""
         return [{**self.fixed, **dict(zip(self.names, map(float, row)))} for row in np.atleast_2d(theta)]
 
+    def complete(self, params: Any) -> Any:
+        """``params`` with every varied parameter left out set to the reference cosmology's
+        value (EuclidEmulator2's reference, :class:`sims.Cosmology` defaults); fixed ones
+        left out keep their training values.  The one place the command line and
+        :func:`cosmopipe.emulators.predict` take defaults from; arrays are returned as given."""
+        if hasattr(params, "to_dict") and not isinstance(params, (Mapping, np.ndarray)):
+            params = params.to_dict()
+        if not isinstance(params, Mapping):
+            return params
+        reference = _reference_values()
+        return {**{n: reference[n] for n in self.names if n not in params}, **params}
+
     # -- reading user input ----------------------------------------------
     def read(self, params: Any, extrapolate: bool = False, who: str = "emulator") -> tuple[np.ndarray, bool]:
         """User parameters -> ((n, p) array of varied values, single).
@@ -113,6 +125,10 @@ class ParameterSpace:
         or a 1-d array).  Raises ValueError naming the parameter for unknown,
         missing, non-finite or (unless ``extrapolate``) out-of-box values.
         """
+        if type(params) is dict and len(params) == len(self.names):
+            fast = self._read_plain(params, extrapolate, who)
+            if fast is not None:
+                return fast, True
         columns, single = self._columns(params, who)
         known = _cosmology_names()
         unknown = sorted(set(columns) - set(known))
@@ -131,6 +147,20 @@ class ParameterSpace:
         if not extrapolate:
             self.check_box(theta, who)
         return theta, single
+
+    def _read_plain(self, params: dict, extrapolate: bool, who: str) -> np.ndarray | None:
+        """Fast path of :meth:`read` for the sampling case, a dict of exactly the varied
+        parameters as finite floats: (1, p) values, or None to take the general path."""
+        try:
+            row = [params[n] for n in self.names]
+        except KeyError:
+            return None
+        if not all(type(v) is float and math.isfinite(v) for v in row):
+            return None
+        theta = np.array([row])
+        if not extrapolate:
+            self.check_box(theta, who)
+        return theta
 
     def _check_fixed(self, columns: dict[str, np.ndarray], who: str) -> None:
         for name, values in columns.items():
@@ -183,6 +213,13 @@ class ParameterSpace:
         if arr.shape[0] == 0:
             raise ValueError(f"{who}: the parameter table is empty")
         return {n: _finite(n, arr[:, i], who) for i, n in enumerate(self.names)}, single
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_values() -> dict[str, float]:
+    from cosmopipe.sims.cosmology import Cosmology
+
+    return Cosmology().to_dict()
 
 
 def _same_value(values: np.ndarray, expected: float) -> np.ndarray:

@@ -28,9 +28,8 @@ def ee2_dataset(n: int, z: Sequence[float], k: Sequence[float], box: Mapping[str
     fixed  values of the other Cosmology parameters (default: wa = 0, m_nu = 0.058 eV,
            the others EE2's reference)
     """
-    from scipy.stats import qmc
-
     from cosmopipe.sims.dataset import SimDataset
+    from cosmopipe.sims.design import latin_hypercube
     from cosmopipe.sims.cosmology import Cosmology
 
     from .ee2 import EE2_BOX, ee2_boost
@@ -40,8 +39,7 @@ def ee2_dataset(n: int, z: Sequence[float], k: Sequence[float], box: Mapping[str
     lower = np.array([box[v][0] for v in varied], dtype=float)
     upper = np.array([box[v][1] for v in varied], dtype=float)
     base = {**Cosmology(wa=0.0, m_nu=0.058).to_dict(), **dict(fixed or {})}
-    unit = qmc.LatinHypercube(d=len(varied), seed=seed).random(n)
-    theta = lower + unit * (upper - lower)
+    theta = latin_hypercube(box, n, seed=seed)
     names = Cosmology.names()
     rows = [{**base, **dict(zip(varied, row))} for row in theta]
     z = np.sort(np.asarray(z, dtype=float))[::-1]

@@ -30,45 +30,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
-import numpy as np
+from .theory.contract import LikelihoodError, TheoryResult
 
 __all__ = ["TheoryResult", "Likelihood", "LIKELIHOODS", "likelihood_factory", "LikelihoodError"]
 
-
-class LikelihoodError(ValueError):
-    """Bad likelihood input (data files, parameters); message says what and where."""
-
-
-@dataclass
-class TheoryResult:
-    """Observables at one parameter point; fields a provider did not compute are None.
-
-    cls       dict of lensed CMB spectra C_ell for ell = 0..lmax, keys 'tt', 'te', 'ee', 'bb'
-              [muK^2], and 'pp' the lensing-potential C_ell^{phi phi} [dimensionless]
-    H0        [km/s/Mpc]
-    rdrag     sound horizon at the drag epoch [Mpc]
-    theta_star  100 theta_* (CMB acoustic angle)
-    comoving_distance(z), angular_diameter_distance(z), luminosity_distance(z)   [Mpc]
-    hubble(z) H(z) [km/s/Mpc]
-    sigma8, S8 = sigma8 sqrt(Omega_m/0.3)
-    pk_nl(k [h/Mpc], z) -> (nz, nk) [(Mpc/h)^3]; pk_lin likewise
-    derived   any other derived parameters (name -> value), written with the chain
-    """
-
-    params: dict[str, float] = field(default_factory=dict)
-    cls: dict[str, np.ndarray] | None = None
-    H0: float | None = None
-    rdrag: float | None = None
-    theta_star: float | None = None
-    comoving_distance: Callable | None = None
-    angular_diameter_distance: Callable | None = None
-    luminosity_distance: Callable | None = None
-    hubble: Callable | None = None
-    sigma8: float | None = None
-    S8: float | None = None
-    pk_nl: Callable | None = None
-    pk_lin: Callable | None = None
-    derived: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -41,12 +41,13 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .base import LikelihoodError
 
 __all__ = [
     "ENV_VAR", "DataError", "MissingDataError", "ChecksumError", "DataFile", "Dataset", "DATASETS",
-    "resolve_data_dir", "dataset_path", "dataset_file", "verify_file", "download",
+    "resolve_data_dir", "dataset_path", "dataset_file", "verify_file", "download", "run_command",
 ]
 
 ENV_VAR = "COSMOPIPE_DATA"
@@ -556,18 +557,26 @@ def main(argv: list[str] | None = None) -> int:
     get.add_argument("--data-dir")
     get.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    if args.command == "list":
+    return run_command(args.command, getattr(args, "names", ()), getattr(args, "data_dir", None),
+                       getattr(args, "overwrite", False))
+
+
+def run_command(command: str, names: Sequence[str] = (), data_dir: str | os.PathLike | None = None,
+                overwrite: bool = False) -> int:
+    """``list``, ``check`` or ``download`` (of ``names``, default all), printing one line per
+    data set; exit status 1 when any failed.  Shared by ``cosmopipe data`` and ``python -m``."""
+    if command == "list":
         for ds in DATASETS.values():
             print(f"{ds.name:30s} {len(ds.files):3d} files  {ds.description}")
         return 0
     status = 0
-    for name in (args.names or list(DATASETS)):
+    for name in (names or list(DATASETS)):
         try:
-            if args.command == "check":
-                dataset_path(name, args.data_dir)
+            if command == "check":
+                dataset_path(name, data_dir)
                 print(f"{name}: ok")
             else:
-                for path in download(name, args.data_dir, overwrite=args.overwrite):
+                for path in download(name, data_dir, overwrite=overwrite):
                     print(f"{name}: wrote {path}")
         except (DataError, OSError) as exc:
             print(f"{name}: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ def _same_point(a: dict[str, float], b: dict[str, float]) -> bool:
 
 def _archive_physics(path: Path, ds, settings) -> None:
     """Refuse an archive whose simulation settings differ from the workflow's."""
-    from .simulate import _fingerprint_diff as fingerprint_diff
+    from cosmopipe.provenance import fingerprint_diff
 
     stored = json.loads(ds.attrs.get("sim_config", "{}") or "{}")
     wanted = settings.fingerprint()["simulation"]
@@ -99,3 +99,48 @@ def seed_run_dir(settings, run_dir: Path, points: dict) -> int:
                      settings.seed_from)
         total += n
     return total
+
+
+def export_archive(run_dir: Path, dest: Path) -> dict[str, int]:
+    """Consolidate every design of ``run_dir`` (its own workflow.yaml) into ``dest/<design>.h5``.
+
+    Only complete simulations that pass their checks go in; ``missing`` in each file's
+    attributes lists the rest.  Reads the run directory and writes nothing into it, so it
+    may run beside the campaign.  Returns design -> simulations archived.
+    """
+    from .simulate import consolidate, design_points
+    from .workflow import load_workflow
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    source = run_dir / "workflow.yaml"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: not found (is {run_dir} a cosmopipe run directory?)")
+    workflow = load_workflow(_without_seed_from(source, dest), run_dir=run_dir)
+    settings = workflow.stages.get("simulate")
+    if settings is None:
+        raise ValueError(f"{source}: the workflow has no simulate stage to archive")
+    dest.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for design, (ids, _, box) in design_points(settings).items():
+        path = consolidate(settings, run_dir, design, ids, box, workflow.raw, quiet=True, out=dest / f"{design}.h5")
+        counts[design] = 0 if path is None else len(_archived_ids(path))
+    return counts
+
+
+def _archived_ids(path: Path) -> tuple[str, ...]:
+    from cosmopipe.sims.dataset import read_dataset
+
+    return read_dataset(path).sim_ids
+
+
+def _without_seed_from(source: Path, scratch: Path) -> Path:
+    """The run directory's workflow minus ``simulate.seed_from`` (a path relative to the
+    original workflow file, meaningless here; archiving reads no archive)."""
+    import yaml
+
+    raw = yaml.safe_load(source.read_text())
+    raw.get("simulate", {}).pop("seed_from", None)
+    path = scratch / ".workflow-for-archive.yaml"
+    scratch.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

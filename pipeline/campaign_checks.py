@@ -34,10 +34,10 @@ def verify_run_dir(settings, run_dir: Path) -> bool:
     path = run_dir / "campaign.json"
     if not path.is_file():
         return False
-    from .simulate import _fingerprint_diff
+    from cosmopipe.provenance import fingerprint_diff
 
     new = json.loads(json.dumps(settings.fingerprint()))
-    diff = _fingerprint_diff(_read_campaign(path), new)
+    diff = fingerprint_diff(_read_campaign(path), new)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} differences)" if len(diff) > 6 else "")
         raise ConfigError(settings.source, "simulate",

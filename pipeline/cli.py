@@ -220,9 +220,9 @@ _SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = 
 
 # Subcommands of the other areas live in their own modules, each exposing
 # SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
-# this module) for user errors. A module not written yet is skipped.
+# this module) for user errors.
 _PLUGIN_MODULES = ("cosmopipe.pipeline.cli_campaign", "cosmopipe.pipeline.cli_emulators", "cosmopipe.pipeline.cli_posterior", "cosmopipe.pipeline.cli_data",
-                   "cosmopipe.pipeline.cli_datavector")
+                   "cosmopipe.pipeline.cli_datavector", "cosmopipe.pipeline.cli_observables")
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:

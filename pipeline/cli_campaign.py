@@ -5,6 +5,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from .stages.sample_support import allow_unvalidated_emulators
+
 __all__ = ["SUBCOMMANDS"]
 
 log = logging.getLogger("cosmopipe")
@@ -23,6 +25,9 @@ def _add_run(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate the workflow and print the plan; run nothing")
     p.add_argument("--resume", action="store_true", help="continue interrupted chains (sample stage)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-unvalidated", action="store_true",
+                   help="sample with an emulator the sample stage's guards refuse (failed validation, box not "
+                        "covering a prior, sampled parameter held fixed); recorded as a warning in the summary")
     return p
 
 
@@ -30,6 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .workflow import load_workflow, run_workflow
 
     workflow = load_workflow(args.workflow, cluster_override=args.cluster, run_dir=args.run_dir)
+    if getattr(args, "allow_unvalidated", False):
+        allow_unvalidated_emulators(workflow)
     if args.dry_run:
         from .dryrun import check_inputs, cluster_section
 

@@ -23,16 +23,10 @@ def _add_data(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from cosmopipe.likelihoods.data_registry import main
+    from cosmopipe.likelihoods.data_registry import run_command
 
-    argv = [args.data_command]
-    if args.data_command in ("check", "download"):
-        argv += list(args.names)
-        if args.data_dir:
-            argv += ["--data-dir", args.data_dir]
-        if getattr(args, "overwrite", False):
-            argv.append("--overwrite")
-    return main(argv)
+    return run_command(args.data_command, getattr(args, "names", ()), getattr(args, "data_dir", None),
+                       getattr(args, "overwrite", False))
 
 
 SUBCOMMANDS = {"data": (_add_data, cmd_data)}

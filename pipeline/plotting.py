@@ -1,8 +1,16 @@
-"""Figures of simulation results (PNG files, no display needed)."""
+"""Figures of simulation results and posteriors (PNG/PDF files, no display needed).
+
+Posterior figures (``cosmopipe plot``): :func:`posterior_triangle` draws the GetDist
+triangle (68/95 % filled contours, fiducial markers) with LaTeX labels carrying units
+(UNIT_LABELS), and a red NOT CONVERGED banner across the top when a run did not pass
+its convergence tests; :func:`default_params` keeps the cosmological and derived
+parameters, leaving the likelihoods' nuisance parameters to ``--all``.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -15,7 +23,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from cosmopipe.sims.result import SimResult
 
-__all__ = ["plot_boost"]
+__all__ = ["plot_boost", "UNIT_LABELS", "apply_unit_labels", "default_params", "is_nuisance",
+           "posterior_triangle"]
 
 _RATIO_BAND_PERCENT = 3.0
 
@@ -110,3 +119,86 @@ def plot_boost(result: SimResult, path: str | os.PathLike, compare_ee2: bool = T
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+# -- posterior figures -------------------------------------------------------------------
+# Labels of the parameters that carry units (GetDist wraps them in $...$).  Names of both
+# conventions: Cosmology (h, m_nu) and Planck-style (H0, mnu).
+UNIT_LABELS = {
+    "H0": r"H_0\ [\mathrm{km\,s^{-1}\,Mpc^{-1}}]",
+    "m_nu": r"\Sigma m_\nu\ [\mathrm{eV}]",
+    "mnu": r"\Sigma m_\nu\ [\mathrm{eV}]",
+    "rdrag": r"r_\mathrm{drag}\ [\mathrm{Mpc}]",
+    "r_drag": r"r_\mathrm{drag}\ [\mathrm{Mpc}]",
+    "A_s": r"A_s",
+}
+# Default labels for cosmological parameters a chain gives without one.
+_COSMO_LABELS = {"Omega_m": r"\Omega_\mathrm{m}", "Omega_b": r"\Omega_\mathrm{b}", "h": "h", "n_s": "n_s",
+                 "w0": "w_0", "wa": "w_a", "S8": "S_8", "sigma8": r"\sigma_8", "ombh2": r"\omega_\mathrm{b}",
+                 "omch2": r"\omega_\mathrm{c}", "ns": "n_s", "tau": r"\tau", "logA": r"\ln(10^{10}A_s)",
+                 "theta_star_100": r"100\theta_*", "f_EDE": r"f_\mathrm{EDE}", "log10_z_c": r"\log_{10} z_c"}
+# Name patterns of nuisance parameters when a run does not list its nuisances
+# (photo-z shifts, shear biases, intrinsic alignments, Planck foregrounds/calibration).
+_NUISANCE_PREFIXES = ("dz_", "m_", "A_IA", "eta_IA", "A_planck", "calib", "cal_", "M_B", "Mb")
+
+
+def is_nuisance(name: str, listed: Sequence[str] | None = None) -> bool:
+    """A likelihood's nuisance parameter: listed by the run (summary "nuisance") or, for older
+    runs, by name (dz_i, m_i, A_IA, ...).  m_nu is a cosmological parameter."""
+    if listed is not None:
+        return name in listed
+    return name != "m_nu" and name.startswith(_NUISANCE_PREFIXES)
+
+
+def default_params(samples, nuisance: Sequence[str] | None = None, show_all: bool = False) -> list[str]:
+    """Cosmological and derived parameters of ``samples`` (GetDist MCSamples), in chain order;
+    the nuisance parameters too with ``show_all``, and when nothing else is sampled."""
+    names = [p for p in samples.paramNames.names if not p.name.startswith("chi2")]
+    if show_all:
+        return [p.name for p in names]
+    kept = [p.name for p in names if p.isDerived or not is_nuisance(p.name, nuisance)]
+    if not any(not p.isDerived and p.name in kept for p in names):
+        return [p.name for p in names]        # only nuisances were sampled: nothing to hide them behind
+    return kept
+
+
+def apply_unit_labels(samples) -> None:
+    """Give known parameters their LaTeX label with units (and a label where the chain has none)."""
+    for p in samples.paramNames.names:
+        if p.name in UNIT_LABELS:
+            p.label = UNIT_LABELS[p.name]
+        elif p.label in ("", p.name) and p.name in _COSMO_LABELS:
+            p.label = _COSMO_LABELS[p.name]
+
+
+def posterior_triangle(samples_list: Sequence, params: Sequence[str], out: str | os.PathLike,
+                       labels: Sequence[str], markers: Mapping[str, float] | None = None,
+                       banner: str = "") -> Path:
+    """GetDist triangle plot: 68/95 % filled contours, runs overlaid, legend ``labels``, dashed
+    lines at ``markers``; ``banner`` (e.g. NOT CONVERGED ...) in red across the top.  PNG or PDF."""
+    import warnings
+
+    from getdist import plots
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    g = plots.get_subplot_plotter(width_inch=max(4.0, 1.6 * len(params)))
+    g.settings.num_plot_contours = 2            # 68 % and 95 %
+    g.settings.legend_fontsize = 12
+    g.settings.alpha_filled_add = 0.55          # later runs translucent over earlier ones
+    marks = {k: v for k, v in (markers or {}).items() if k in params}
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    with warnings.catch_warnings():
+        # GetDist's tick formatter uses a matplotlib attribute deprecated in 3.11 (harmless, very chatty).
+        warnings.filterwarnings("ignore", message="The format attribute was deprecated")
+        g.triangle_plot(list(samples_list), list(params), filled=True, legend_labels=list(labels),
+                        markers=marks or None)
+        if banner:
+            g.fig.text(0.5, 0.995, banner, ha="center", va="top", color="white", fontsize=13, fontweight="bold",
+                       bbox={"facecolor": "#c00000", "edgecolor": "none", "pad": 6})
+        g.export(str(tmp))
+    os.replace(tmp, out)
+    import matplotlib.pyplot as plt
+
+    plt.close(g.fig)
+    return out

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
+from cosmopipe.sims.design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
 from .campaign_checks import check_simulate, verify_run_dir
 from .rundir import RunDirError, describe_os_error, fatal_os_error, naming_file
 from cosmopipe.schema import (FILE_NAME_RULE, ConfigError, Section, boolean, choice, file_name, list_of, nonnegative_int,
@@ -336,7 +336,7 @@ def design_points(settings: SimulateSettings) -> dict[str, tuple[list[str], np.n
     for d in settings.designs:
         if d.method == "lhs":
             box = widen_box(settings.box, d.widen, PARAMETER_RANGES) if d.widen else settings.box
-            values = latin_hypercube(box, d.n, d.seed, d.optimization)
+            values = latin_hypercube(box, d.n, rng=d.seed, optimization=d.optimization)
         else:
             box, values = settings.box, np.asarray(d.table, dtype=float)
         ids = [f"{d.name}-{i:04d}" for i in range(len(values))]
@@ -453,17 +453,6 @@ def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: 
 
 
 # -- fingerprint and status -----------------------------------------------------
-def _fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _fingerprint_diff(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}.{key}" if prefix else key)
-        return out
-    if old != new:
-        return [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
-    return []
-
-
 def check_run_dir(settings: SimulateSettings, run_dir: Path) -> None:
     """:func:`verify_run_dir`, then record this workflow's fingerprint in a new run directory."""
     if verify_run_dir(settings, run_dir):
@@ -519,7 +508,7 @@ def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 # -- consolidation ----------------------------------------------------------------
 def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: list[str], box: ParameterBox,
-                workflow_raw: dict, quiet: bool = False) -> Path | None:
+                workflow_raw: dict, quiet: bool = False, out: Path | None = None) -> Path | None:
     """Gather the complete simulations of a design into datasets/<design>.h5."""
     from cosmopipe.sims.cosmology import Cosmology
     from cosmopipe.sims.io import is_complete, read_result
@@ -551,7 +540,7 @@ def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: lis
                "workflow": json.dumps(workflow_raw, default=str), "code_version": code_version(),
                "missing": json.dumps(missing)},
     )
-    path = write_dataset(run_dir / "datasets" / f"{design}.h5", ds)
+    path = write_dataset(out or run_dir / "datasets" / f"{design}.h5", ds)
     if missing and not quiet:
         log.warning("dataset %s: %d of %d simulations missing (%s%s)", path, len(missing), len(ids),
                     ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")

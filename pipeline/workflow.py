@@ -20,7 +20,6 @@ started Dask client.  Stages run in registry order.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -34,7 +33,8 @@ __all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry",
 
 log = logging.getLogger("cosmopipe.workflow")
 
-_STAGE_MODULES = ("cosmopipe.pipeline.simulate", "cosmopipe.pipeline.stages.emulators", "cosmopipe.pipeline.stages.posterior")
+_STAGE_MODULES = ("cosmopipe.pipeline.simulate", "cosmopipe.pipeline.stages.emulators", "cosmopipe.pipeline.stages.observables",
+                  "cosmopipe.pipeline.stages.posterior")
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,12 @@ class RunContext:
             raise ConfigError(self.workflow.source, "", f"output path {out} leaves the run directory {self.run_dir}")
         return out
 
+    def resolve(self, value: str | os.PathLike | None, default: str | None = None) -> Path:
+        """A path from the workflow: absolute (``~`` expanded) as given, else under the run
+        directory (:meth:`path`); ``default`` when the workflow gives none."""
+        path = Path(value if value is not None else default).expanduser()
+        return path if path.is_absolute() else self.path(str(path))
+
     @property
     def client_started(self) -> bool:
         return self._client is not None
@@ -209,6 +215,3 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
     finally:
         ctx.close()
 
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

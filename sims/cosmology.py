@@ -144,10 +144,6 @@ class Cosmology:
     def f_nu(self) -> float:
         return self.Omega_nu / self.Omega_m
 
-    def w_of_a(self, a):
-        """Dark-energy equation of state w(a) = w0 + wa (1 - a) (CPL)."""
-        return self.w0 + self.wa * (1.0 - a)
-
     def label(self) -> str:
         return ", ".join(f"{k}={v:.6g}" for k, v in self.to_dict().items())
 

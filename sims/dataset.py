@@ -158,6 +158,7 @@ def read_dataset(path: str | Path) -> SimDataset:
 
     Raises FileNotFoundError when absent and CorruptFileError (a ValueError)
     naming the file for foreign, partial, damaged or checksum-failing files."""
+    from cosmopipe.h5format import read_header
     from cosmopipe.integrity import CorruptFileError, reading, verify, warn_unverified
 
     path = Path(path)
@@ -168,14 +169,13 @@ def read_dataset(path: str | Path) -> SimDataset:
     except OSError as exc:
         raise CorruptFileError(path, f"not a cosmopipe dataset (cannot be read as HDF5: {exc})") from None
     with f, reading(path, "dataset content"):
-        fmt = _attr(f.attrs.get("format"))
+        fmt, version, complete = read_header(f.attrs)
         if fmt != FORMAT:
             raise CorruptFileError(path, f"not a cosmopipe dataset (format attribute {fmt!r}, expected {FORMAT!r})")
-        version = _attr(f.attrs.get("format_version"))
         if version not in _READABLE_VERSIONS:
             raise CorruptFileError(path, f"dataset format_version {version} is not supported (this cosmopipe reads "
                                          f"{', '.join(map(str, _READABLE_VERSIONS))})")
-        if _attr(f.attrs.get("complete")) is not True:
+        if complete is not True:
             raise CorruptFileError(path, "incomplete dataset (the write was interrupted)")
         if version >= 2:
             stored = verify(f, path, _HINT)

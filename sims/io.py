@@ -37,6 +37,7 @@ import numpy as np
 
 from .config import SimConfig
 from .cosmology import Cosmology
+from cosmopipe.h5format import attr_value, read_header
 from cosmopipe.integrity import GROUP_ATTR, CorruptFileError, reading, seal, text, texts, verify
 from .result import SimResult
 
@@ -170,15 +171,8 @@ def _not_complete(path: Path, why: str) -> CorruptFileError:
     return CorruptFileError(path, f"not a complete cosmopipe simulation file ({why})")
 
 
-def _python_value(value: Any) -> Any:
-    """h5py attribute value -> the Python type the dataclasses validate against."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return tuple(_python_value(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+# h5py attribute value -> the Python type the dataclasses validate against.
+_python_value = attr_value
 
 
 def _open(path: str | os.PathLike) -> tuple[Path, h5py.File, int]:
@@ -192,9 +186,7 @@ def _open(path: str | os.PathLike) -> tuple[Path, h5py.File, int]:
         raise _not_complete(path, f"cannot be read as HDF5: {exc}") from None
     try:
         try:
-            fmt = _python_value(f.attrs.get("format"))
-            version = _python_value(f.attrs.get("format_version"))
-            complete = _python_value(f.attrs.get("complete", False))
+            fmt, version, complete = read_header(f.attrs)
         except (OSError, KeyError, UnicodeError, TypeError, ValueError) as exc:
             raise _not_complete(path, f"unreadable header: {exc}") from None
         if fmt != FORMAT:

@@ -347,9 +347,3 @@ class FFTMesh:
     def backward(self) -> np.ndarray:
         self._bwd.execute()
         return self.real
-
-    def kvectors(self, box: float) -> tuple[np.ndarray, np.ndarray]:
-        """Wavenumbers [h/Mpc] along a full axis and along the halved last axis."""
-        kf = 2.0 * np.pi / box
-        k = np.fft.fftfreq(self.n, d=1.0 / self.n) * kf
-        return k, np.abs(k[: self.n // 2 + 1])

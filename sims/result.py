@@ -42,10 +42,3 @@ class SimResult:
     timings: dict[str, float] = field(default_factory=dict)
     version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def boost_at(self, z: float) -> np.ndarray:
-        """Boost at one of the output redshifts (exact match required)."""
-        i = np.flatnonzero(np.isclose(self.z, z, rtol=0, atol=1e-9))
-        if i.size == 0:
-            raise KeyError(f"redshift {z} is not among the outputs {list(self.z)}")
-        return self.boost[i[0]]

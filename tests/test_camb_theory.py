@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cosmopipe.likelihoods.base import TheoryResult
-from cosmopipe.likelihoods.camb_theory import (
+from cosmopipe.likelihoods.theory.camb_theory import (
     PARAMS, CambSettings, TheoryError, TheorySetupError, camb_theory, merge_requirements, settings_from_section,
     theory_params,
 )

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosmopipe.likelihoods import ede
-from cosmopipe.likelihoods.camb_theory import CambSettings, TheoryError, TheorySetupError, camb_theory
-from cosmopipe.likelihoods.ede import WBins, cmb_chi2_cosmic_variance, rho_w_ratio, w_of_lna
+from cosmopipe.likelihoods.theory import ede
+from cosmopipe.likelihoods.theory.camb_theory import CambSettings, TheoryError, TheorySetupError, camb_theory
+from cosmopipe.likelihoods.theory.ede import WBins, cmb_chi2_cosmic_variance, rho_w_ratio, w_of_lna
 
 LCDM = dict(ombh2=0.02238, omch2=0.1201, H0=67.32, tau=0.0543, logA=3.0448, ns=0.9660)  # Planck 2018 best fit
 EDE = dict(f_EDE=0.1, log10_z_c=3.5, theta_i=2.8)
@@ -98,7 +98,7 @@ def test_ede_plus_wbins_background_is_the_sum(native_background):
     fluid is checked against CAMB in test_fluid_background_and_fraction).  Measured 1e-11."""
     import camb
 
-    from cosmopipe.likelihoods.camb_theory import _base_params, _camb_params
+    from cosmopipe.likelihoods.theory.camb_theory import _base_params, _camb_params
 
     bg = camb.get_background(_camb_params(_base_params(LCDM), CambSettings(), ede._native_ede("fluid", 3, EDE)))
     _, _, rho_l = ede.ede_fluid_background(np.zeros(1), bg, 0.5, EDE["f_EDE"], 10**EDE["log10_z_c"])
@@ -115,7 +115,7 @@ def test_fluid_background_and_fraction(native_background):
     f_EDE = rho_EDE/rho_tot at z_c and the peak from CAMB's background."""
     import camb
 
-    from cosmopipe.likelihoods.camb_theory import _base_params, _camb_params
+    from cosmopipe.likelihoods.theory.camb_theory import _base_params, _camb_params
 
     de = ede._native_ede("fluid", 3, EDE)
     bg = camb.get_background(_camb_params(_base_params(LCDM), CambSettings(), de), no_thermo=True)
@@ -154,7 +154,7 @@ def test_fluid_equations_agree_when_sound_speed_is_one():
     be the same model (measured: TT, EE 2e-5 at lmax 2500)."""
     import camb
 
-    from cosmopipe.likelihoods.camb_theory import _base_params, _camb_params
+    from cosmopipe.likelihoods.theory.camb_theory import _base_params, _camb_params
 
     base, settings = _base_params(LCDM), CambSettings()
     native = camb.dark_energy.AxionEffectiveFluid()

@@ -23,7 +23,7 @@ from cosmopipe.emulators.params import ParameterSpace
 from cosmopipe.emulators.synthetic import ee2_dataset
 from cosmopipe.emulators.training import FitSettings
 from cosmopipe.likelihoods.base import LikelihoodError
-from cosmopipe.likelihoods.shear.power import EmulatorPower
+from cosmopipe.likelihoods.theory.matter_power import EmulatorPower
 from cosmopipe.sims import Cosmology
 
 VARIED = ("Omega_m", "A_s", "w0")

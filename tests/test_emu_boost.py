@@ -14,6 +14,7 @@ from cosmopipe import emulators
 from cosmopipe.emulators.boost import BoostEmulator, train_boost
 from cosmopipe.emulators.ee2 import EE2_BOX, ee2_boost
 from cosmopipe.emulators.hybrid import HybridEmulator, make_hybrid
+from cosmopipe.emulators.io import FORMAT_VERSION
 from cosmopipe.emulators.network import TrainConfig
 from cosmopipe.emulators.synthetic import ee2_dataset
 from cosmopipe.emulators.training import FitSettings
@@ -189,8 +190,9 @@ def test_newer_format_version(saved, tmp_path):
     newer = tmp_path / "newer.h5"
     shutil.copy(saved, newer)
     with h5py.File(newer, "r+") as f:
-        f.attrs["format_version"] = 3
-    with pytest.raises(ValueError, match="format_version 3 was written by a newer cosmopipe; this version reads up to 2"):
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(ValueError, match=f"newer.h5: emulator format_version {FORMAT_VERSION + 1} was written by a "
+                                         f"newer cosmopipe; this version reads up to {FORMAT_VERSION}"):
         emulators.load(newer)
 
 

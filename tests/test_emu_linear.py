@@ -122,7 +122,7 @@ def test_ee2_power_source_on_the_linear_emulator(lin, tmp_path):
 
     from cosmopipe.emulators.ee2 import ee2_boost
     from cosmopipe.likelihoods.base import LikelihoodError
-    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.theory.matter_power import power_source
     from cosmopipe.sims import Cosmology
 
     path = lin.save(tmp_path / "linear.h5")

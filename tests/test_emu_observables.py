@@ -15,8 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
-from cosmopipe.emulators import observables as ob
-from cosmopipe.likelihoods.camb_theory import TheoryError
+from cosmopipe.likelihoods.theory import observables as ob
+from cosmopipe.likelihoods.theory.camb_theory import TheoryError
+from cosmopipe.likelihoods.theory.providers import ObservablesProvider
+from cosmopipe.pipeline.stages import observables as obs_stage
 
 BOX = {"ombh2": (0.0215, 0.0235), "omch2": (0.11, 0.13), "theta_star_100": (1.038, 1.044), "tau": (0.04, 0.07),
        "logA": (3.0, 3.1)}
@@ -60,7 +62,7 @@ def toy_background(p):
 
 def standin_table(n, seed, box=BOX):
     design = ob.latin_hypercube(box, n, seed=seed)
-    return ob._table(tuple(box), design, [standin(p) for p in design], LMAX, {}, 0.0)
+    return ob.table_from_results(tuple(box), design, [standin(p) for p in design], LMAX, {}, 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def test_fully_emulated_theory(emulator):
 
 def test_theory_uses_exact_background(emulator):
     """theory() = camb_theory's background + emulated C_ell at that background's theta_*."""
-    from cosmopipe.likelihoods.camb_theory import camb_theory
+    from cosmopipe.likelihoods.theory.camb_theory import camb_theory
 
     th = emulator.theory(PLANCK18, {"cls": {"lmax": LMAX}, "distances": True, "rdrag": True})
     ref = camb_theory({**PLANCK18, "mnu": ob.MNU}, {"distances": {"zmax": 2.5}, "rdrag": True})
@@ -157,9 +159,9 @@ def test_save_load_round_trip(emulator, tmp_path):
         np.testing.assert_array_equal(a[k], b[k])
     assert back.names == emulator.names and back.provenance["n_campaign"] == 60
     # The provider hook: same result through the file, parameters named as the sampler does.
-    hooked = ob.emulated_theory(PLANCK18, {"cls": {"lmax": LMAX}}, path=path)
+    hooked = ObservablesProvider(str(path)).calculate(PLANCK18, {"cls": {"lmax": LMAX}})
     np.testing.assert_array_equal(hooked.cls["te"], emulator.theory(PLANCK18, {"cls": {"lmax": LMAX}}).cls["te"])
-    assert ob.theory_params(path) == tuple(BOX) + ("H0", "mnu")
+    assert ObservablesProvider(str(path)).params() == tuple(BOX) + ("H0", "mnu")
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == ob.FORMAT and f.attrs["format_version"] == ob.FORMAT_VERSION
 
@@ -201,7 +203,7 @@ def test_input_coordinates(tmp_path):
     np.testing.assert_allclose(x[:, :-1], [[-1] * 5, [1] * 5, [0] * 5], atol=1e-12)
     np.testing.assert_allclose(x[:, -1], [1.0, -1.0, 0.0], atol=1e-12)   # decreasing in theta_i
     design = ob.latin_hypercube(box, 40, seed=3)
-    table = ob._table(names, design, [standin(p) for p in design], LMAX, {}, 0.0)
+    table = ob.table_from_results(names, design, [standin(p) for p in design], LMAX, {}, 0.0)
     emu = ob.train_observables(table, box=box)
     assert emu.coordinates == {"theta_i": "ln_pi_minus"}
     plain = ob.train_observables(table, box=box, coordinates={})
@@ -245,7 +247,7 @@ def test_out_of_box_and_bad_input(emulator):
 @pytest.mark.slow
 def test_delta_chi2_on_held_out_camb_points():
     """Delta chi^2 per likelihood between the emulator and CAMB on held-out CAMB points of a
-    stored campaign (``python -m cosmopipe.emulators.observables campaign``, EDE + 3 w bins; test*.h5
+    stored campaign (``python -m cosmopipe.likelihoods.theory.observables campaign``, EDE + 3 w bins; test*.h5
     held out, train_*.h5 and the background-only bg_*.h5 for training).
 
     Target (issue 7): Delta chi^2 < 0.2.  Measured with 594 C_ell + 3598 background training
@@ -254,7 +256,7 @@ def test_delta_chi2_on_held_out_camb_points():
     0.036, max 0.099 (0.053 / 0.17 / 0.29 with theta_i itself); lensing at the peak max
     0.0007, low-ell TT 0.0012; BAO p95 0.035, Pantheon p95 0.043, lowE p95 0.059.  Box
     points far from the data (chi^2 of thousands) amplify the error through the data
-    residual: plik-lite raw median 1.3 there; posterior samples: emulators/obs_check.py."""
+    residual: plik-lite raw median 1.3 there; posterior samples: pipeline/stages/observables.py."""
     chunks = sorted(CAMPAIGN.glob("train_*.h5"))
     tests = sorted(CAMPAIGN.glob("test*.h5"))
     if not tests or not chunks or not list(CAMPAIGN.glob("bg_*.h5")):
@@ -262,12 +264,12 @@ def test_delta_chi2_on_held_out_camb_points():
     data = os.environ.get("COSMOPIPE_DATA", "/work/shared/data")
     if not Path(data).is_dir():
         pytest.skip(f"no data directory {data}")
-    table = ob._merge_tables([ob.load_table(p) for p in chunks[:33]])
+    table = ob.merge_tables([ob.load_table(p) for p in chunks[:33]])
     emu = ob.train_observables(table, box=ob.DEFAULT_BOX, background_table=ob.load_campaign(CAMPAIGN, "bg_*.h5"))
-    test = ob._merge_tables([ob.load_table(p) for p in tests])
-    likes = ob.planck_bao_sn_likelihoods(data)
+    test = ob.merge_tables([ob.load_table(p) for p in tests])
+    likes = obs_stage.planck_bao_sn_likelihoods(data)
     dchi2 = ob.delta_chi2(emu, test, likes)
-    peak = ob.delta_chi2_at_peak(emu, test, likes)
+    peak = ob.delta_chi2_at_peak(emu, test, likes, obs_stage.recentred)
     for name, d in list(dchi2.items()) + [(k + " at peak", v) for k, v in peak.items()]:
         a = np.abs(d)
         print(f"{name}: median {np.median(a):.3g} p95 {np.percentile(a, 95):.3g} max {a.max():.3g}")
@@ -294,15 +296,18 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
     path = ob.save_observables(emulator, tmp_path / "obs.h5")
     params = {k: {"prior": {"min": lo, "max": hi}} for k, (lo, hi) in BOX.items()}
     params.update(H0={"derived": True}, S8={"derived": True})
+    # The toy emulator carries no Delta chi^2 check against CAMB: sampled only with the override.
     sample = {"likelihoods": {"gauss3": {}}, "theory": {"provider": "emulator", "path": str(path)}, "params": params,
               "sampler": {"walkers": 16, "chains": 1, "seed": 3, "max_steps": 30, "check_every": 30,
-                          "parallel": "none"}}
+                          "parallel": "none"}, "allow_unvalidated_emulator": True}
     info = {"name": "emu", "run_dir": tmp_path, "source": "test.yaml", "data_dir": None}
     settings = parse(Section(sample, "sample", "test.yaml"), info)
     wf = Workflow(source="test.yaml", name="emu", run_dir=tmp_path, data_dir=None, cluster=None, stages={})
     run(settings, RunContext(wf, progress=False))
     samples, _, blobs = read_chain(tmp_path / "chains" / "chain_1.h5")
-    names = json.loads((tmp_path / "chains" / "summary.json").read_text())["params"]
+    summary = json.loads((tmp_path / "chains" / "summary.json").read_text())
+    names = summary["params"]
+    assert any("UNVALIDATED EMULATOR ALLOWED" in w for w in summary["warnings"])
     for row, blob in zip(samples[::50], blobs[::50]):
         p = dict(zip(names, row))
         truth = dict(zip(ob.SCALARS, toy_background(p)["scalars"]))
@@ -310,25 +315,24 @@ def test_sample_stage_samples_theta_star_with_the_emulator(emulator, tmp_path, m
         th = emulator.theory(p, {"cls": {"lmax": LMAX}})
         assert blob[-1] == pytest.approx(th.S8, rel=1e-12)
     # A second campaign around this posterior: inside the box, centred on the chain, wider.
-    design = ob.posterior_design(tmp_path / "chains", 400, box=BOX, seed=2)
-    assert design == ob.posterior_design(tmp_path / "chains", 400, box=BOX, seed=2) and len(design) == 400
+    design = obs_stage.posterior_design_from_chains(tmp_path / "chains", 400, box=BOX, seed=2)
+    assert design == obs_stage.posterior_design_from_chains(tmp_path / "chains", 400, box=BOX, seed=2) and len(design) == 400
     x = np.array([[d[k] for k in BOX] for d in design])
     chain = samples[len(samples) // 2:][:, [list(names).index(k) for k in BOX]]
     lo, hi = np.array([v[0] for v in BOX.values()]), np.array([v[1] for v in BOX.values()])
     assert np.all((x >= lo) & (x <= hi))
     assert np.all(np.abs(x.mean(0) - chain.mean(0)) < 0.1 * (hi - lo))
     with pytest.raises(ValueError, match="do not sample ns"):
-        ob.posterior_design(tmp_path / "chains", 10, box={**BOX, "ns": (0.9, 1.0)})
+        obs_stage.posterior_design_from_chains(tmp_path / "chains", 10, box={**BOX, "ns": (0.9, 1.0)})
 
 
 def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
-    """cosmopipe.emulators.obs_check on a chain of the sample stage: with the stand-in playing CAMB and
+    """cosmopipe.pipeline.stages.observables.check_chain on a chain of the sample stage: with the stand-in playing CAMB and
     a likelihood reading H0 and C_ell^TT, Delta chi^2 at the samples equals the one computed
     by hand from the emulator's error, and the importance shifts follow from those weights."""
     import dataclasses
 
     import test_sampling_support as support
-    from cosmopipe.emulators import obs_check
     from cosmopipe.likelihoods.base import TheoryResult
     from cosmopipe.likelihoods.shear.bias import importance_shifts, read_chain_samples
     from cosmopipe.pipeline.stages.posterior import parse, run
@@ -353,13 +357,13 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
     params = {k: {"prior": {"min": lo, "max": hi}} for k, (lo, hi) in BOX.items()}
     sample = {"likelihoods": {"gauss3": {}}, "theory": {"provider": "emulator", "path": str(path)}, "params": params,
               "sampler": {"walkers": 16, "chains": 2, "seed": 4, "max_steps": 60, "check_every": 30,
-                          "parallel": "none"}}
+                          "parallel": "none"}, "allow_unvalidated_emulator": True}
     info = {"name": "emu", "run_dir": tmp_path, "source": "test.yaml", "data_dir": None}
     wf = Workflow(source="test.yaml", name="emu", run_dir=tmp_path, data_dir=None, cluster=None, stages={})
     run(parse(Section(sample, "sample", "test.yaml"), info), RunContext(wf, progress=False))
-    monkeypatch.setattr(obs_check, "_likelihoods", lambda data_dir: {"toy": ToyLike()})
-    monkeypatch.setattr(ob, "camb_at", toy_camb)
-    report = obs_check.check_chain(tmp_path / "chains", path, n=40, progress=False)
+    monkeypatch.setattr(obs_stage, "_LIKES", {"None": {"toy": ToyLike()}})
+    monkeypatch.setattr(obs_stage, "camb_at", toy_camb)
+    report = obs_stage.check_chain(tmp_path / "chains", path, n=40, progress=False)
     names, samples = read_chain_samples(tmp_path / "chains", 40)
     want, lnl_emu, lnl_camb = [], [], []
     for s in samples:
@@ -379,10 +383,10 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
     assert len(worst) == 10 and worst[0]["delta_chi2"]["toy"] == pytest.approx(
         want[int(np.argmax(np.abs(want)))], rel=1e-9)
     assert abs(worst[0]["delta_chi2"]["total"]) >= abs(worst[-1]["delta_chi2"]["total"])
-    text = obs_check.report_markdown(report)
+    text = ob.report_markdown(report)
     assert "| toy |" in text and "effective sample size" in text and "largest |Delta chi2|" in text
     np.testing.assert_allclose(report["delta_chi2_samples"]["toy"], want, rtol=1e-9)
-    obs_check.write_report(report, tmp_path / "check" / "camb_check")
+    ob.write_report(report, tmp_path / "check" / "camb_check")
     assert json.loads((tmp_path / "check" / "camb_check.json").read_text())["samples"] == 40
     assert (tmp_path / "check" / "camb_check.png").stat().st_size > 0
 
@@ -399,7 +403,7 @@ def test_ede_wbins_workflow_validates(tmp_path):
     if not data.is_dir():
         pytest.skip(f"no data directory {data}")
     design = ob.latin_hypercube(ob.DEFAULT_BOX, 24, seed=1)
-    table = ob._table(tuple(ob.DEFAULT_BOX), design, [standin(p) for p in design], LMAX, {}, 0.0)
+    table = ob.table_from_results(tuple(ob.DEFAULT_BOX), design, [standin(p) for p in design], LMAX, {}, 0.0)
     path = ob.save_observables(ob.train_observables(table, box=ob.DEFAULT_BOX, max_components=4), tmp_path / "obs.h5")
     text = (repo / "workflows" / "ede_wbins.yaml").read_text()
     assert "path: out/ede_wbins/observables.h5" in text and "run_dir: out/ede_wbins" in text

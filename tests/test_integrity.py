@@ -335,7 +335,7 @@ def test_old_chain_is_read_with_a_warning(tmp_path, caplog):
 
 def test_checksum_cost_per_step_is_small(tmp_path):
     """The per-step checksum and state digest against the whole save_step (both measured)."""
-    from cosmopipe.likelihoods.sampling import _state_digest
+    from cosmopipe.likelihoods.sampling.backend import _state_digest
 
     backend = _write_chain(tmp_path / "c.h5", steps=1)
     state = backend.get_last_sample()

@@ -242,7 +242,7 @@ def test_requirements_are_served_by_the_project_theory(plik, lowl, lowe, lensing
     # Its defaults differ from Cobaya's test settings (CAMB's default RECFAST model instead of
     # the 'planck' one: that switch alone moves plik-lite by 0.17 in camb_cls above), so the
     # plik-lite tolerance is 0.25; measured 584.35 and lensing 8.870.
-    camb_theory = pytest.importorskip("cosmopipe.likelihoods.camb_theory")
+    camb_theory = pytest.importorskip("cosmopipe.likelihoods.theory.camb_theory")
     likes = (plik, lowl, lowe, lensing)
     requirements = camb_theory.merge_requirements(*(like.requirements() for like in likes))
     theory = camb_theory.camb_theory({**PLANCK_2018, "mnu": 0.06}, requirements,

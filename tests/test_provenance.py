@@ -26,15 +26,19 @@ def test_code_version_in_a_git_checkout(tmp_path):
 
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    src = Path(__file__).resolve().parents[1] / "pipeline"
-    shutil.copytree(src, tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    # The foundation package alone, in a fresh repository laid out like this one
+    # (pipeline/foundation/ is the cosmopipe package), imported as cosmopipe from there.
+    src = Path(__file__).resolve().parents[1] / "pipeline" / "foundation"
+    shutil.copytree(src, tmp_path / "pipeline" / "foundation", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "cosmopipe").symlink_to(tmp_path / "pipeline" / "foundation")
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
                        cwd=tmp_path, check=True, capture_output=True)
 
     def version():
-        code = "from pipeline.provenance import code_version; print(code_version())"
+        code = ("import cosmopipe.provenance as p; assert p.__file__.startswith(%r), p.__file__; "
+                "print(p.code_version())" % str(tmp_path))
         return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
                               capture_output=True, text=True).stdout.strip()
 
@@ -45,6 +49,6 @@ def test_code_version_in_a_git_checkout(tmp_path):
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, check=True,
                          capture_output=True, text=True).stdout.strip()
     assert version() == f"{__version__}+g{sha}"
-    with open(tmp_path / "pipeline" / "_version.py", "a") as f:
+    with open(tmp_path / "pipeline" / "foundation" / "_version.py", "a") as f:
         f.write("# local change\n")
     assert version() == f"{__version__}+g{sha}.dirty"

@@ -439,7 +439,7 @@ def test_resume_waits_for_a_chain_still_being_written(tmp_path, caplog):
     a resumed run waits for it, and gives up with a clear error after the timeout."""
     import fcntl
 
-    from cosmopipe.likelihoods import sampling
+    from cosmopipe.likelihoods.sampling import backend as sampling
 
     (tmp_path / "chains").mkdir()
     path = tmp_path / "chains" / "chain_1.h5"
@@ -483,7 +483,7 @@ def _fake_camb(monkeypatch, calls: list):
 
     from cosmopipe.likelihoods.base import TheoryResult
 
-    module = types.ModuleType("cosmopipe.likelihoods.camb_theory")
+    module = types.ModuleType("cosmopipe.likelihoods.theory.camb_theory")
 
     def camb_theory(params, requirements, settings=None):
         calls.append((dict(params), dict(requirements), settings))
@@ -499,7 +499,7 @@ def _fake_camb(monkeypatch, calls: list):
     module.settings_from_section = settings_from_section
     module.theory_params = lambda settings: ("Omega_m", "A")
     module.merge_requirements = lambda *reqs: {k: v for r in reqs for k, v in r.items()}
-    monkeypatch.setitem(sys.modules, "cosmopipe.likelihoods.camb_theory", module)
+    monkeypatch.setitem(sys.modules, "cosmopipe.likelihoods.theory.camb_theory", module)
 
 
 class _Sigma8Likelihood:

@@ -15,7 +15,7 @@ from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
 from cosmopipe.likelihoods.shear.hankel import ARCMIN
 from cosmopipe.likelihoods.shear.conventions import Conventions
 from cosmopipe.likelihoods.shear.limber import C1_RHO_CRIT, shear_model
-from cosmopipe.likelihoods.shear.power import HMcodePower, TablePower
+from cosmopipe.likelihoods.theory.matter_power import HMcodePower, TablePower
 from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 from cosmopipe.sims.cosmology import Cosmology
 

@@ -61,7 +61,7 @@ def test_nz_rows_lower_edges_shift_by_half_the_row_spacing(tmp_path):
 
 def test_nla_constant_scales_only_the_alignment_kernel():
     from cosmopipe.likelihoods.shear.limber import shear_model
-    from cosmopipe.likelihoods.shear.power import TablePower
+    from cosmopipe.likelihoods.theory.matter_power import TablePower
     from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
     k = np.geomspace(1e-4, 1e2, 100)
@@ -92,7 +92,7 @@ def test_neutrino_setting_reaches_camb(setting, states):
 
 
 def test_power_sources_carry_the_conventions():
-    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.theory.matter_power import power_source
 
     conv = conventions_from("cosmolike")
     ee2 = power_source("ee2", conventions=conv)
@@ -101,7 +101,7 @@ def test_power_sources_carry_the_conventions():
 
 
 def test_boost_extrapolation_linear_in_ln_k_beyond_ee2():
-    from cosmopipe.likelihoods.shear.power import EE2Power
+    from cosmopipe.likelihoods.theory.matter_power import EE2Power
 
     cosmo = Cosmology()
     k = np.geomspace(0.1, 80.0, 60)
@@ -150,7 +150,7 @@ class _Hybrid:
 
 @pytest.mark.parametrize("response", ["constant", "unity"])
 def test_cola_response_above_kmax(response, caplog):
-    import cosmopipe.likelihoods.shear.power as power
+    import cosmopipe.likelihoods.theory.matter_power as power
     power._logged_cola_edge = False
     src = power.EmulatorPower(path="fake.h5", emulator=_Hybrid(), cola_response=response)
     k = np.array([0.5, 1.0, 2.0, 5.0])

@@ -9,7 +9,7 @@ from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.likelihoods.shear.covariance import gaussian_covariance, load_covariance
 from cosmopipe.likelihoods.shear.hankel import ARCMIN, bin_averaged_j0, bin_averaged_j4
 from cosmopipe.likelihoods.shear.limber import shear_model
-from cosmopipe.likelihoods.shear.power import TablePower
+from cosmopipe.likelihoods.theory.matter_power import TablePower
 from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
 

@@ -15,7 +15,7 @@ from cosmopipe.likelihoods.shear.covariance import gaussian_covariance
 from cosmopipe.likelihoods.shear.curved import bin_averaged_weights, curved_transform_matrices
 from cosmopipe.likelihoods.shear.hankel import ARCMIN, spin2_limber_factor, theta_edges
 from cosmopipe.likelihoods.shear.limber import shear_model
-from cosmopipe.likelihoods.shear.power import TablePower
+from cosmopipe.likelihoods.theory.matter_power import TablePower
 from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
 

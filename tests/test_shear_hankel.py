@@ -94,7 +94,7 @@ def test_model_xi_against_brute_force_integration():
     # direct Simpson integration, over every l/2 from 1 to 1e5 (the model's range), of
     # Limber spectra evaluated at each of those l; bins above 10 arcmin.
     from cosmopipe.likelihoods.shear.limber import shear_model
-    from cosmopipe.likelihoods.shear.power import TablePower
+    from cosmopipe.likelihoods.theory.matter_power import TablePower
     from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 
     k = np.geomspace(1e-5, 1e4, 361)

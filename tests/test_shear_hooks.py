@@ -10,7 +10,7 @@ import pytest
 from cosmopipe.emulators.ee2 import ee2_boost
 from cosmopipe.likelihoods.base import likelihood_factory
 from cosmopipe.likelihoods.shear.limber import nuisance_names
-from cosmopipe.likelihoods.shear.power import EmulatorPower, camb_sigma8, sigma8_from_pk
+from cosmopipe.likelihoods.theory.matter_power import EmulatorPower, camb_sigma8, sigma8_from_pk
 from cosmopipe.schema import Section
 from cosmopipe.sims.cosmology import Cosmology
 

@@ -5,7 +5,7 @@ import pytest
 
 from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.likelihoods.shear.background import background
-from cosmopipe.likelihoods.shear.power import EE2Power, EmulatorPower, HMcodePower, TablePower, extend_log_pk, power_source
+from cosmopipe.likelihoods.theory.matter_power import EE2Power, EmulatorPower, HMcodePower, TablePower, extend_log_pk, power_source
 from cosmopipe.sims.cosmology import Cosmology
 
 

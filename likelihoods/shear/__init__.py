@@ -23,7 +23,7 @@ Units: distances Mpc/h, k h/Mpc, P(k) (Mpc/h)^3, angles arcmin at interfaces.
 """
 from .likelihood import ShearLikelihood, default_priors, from_config
 from .limber import ShearModel, shear_model
-from .power import power_source
+from cosmopipe.likelihoods.theory.matter_power import power_source
 from .survey import Survey, lsst_y1_survey, read_nz_file, survey_from_nz_file
 
 __all__ = ["ShearLikelihood", "ShearModel", "Survey", "default_priors", "from_config", "lsst_y1_survey",

@@ -10,7 +10,8 @@ likelihood computes itself from ``params`` (it ignores ``theory``).
 Workflow section (every key optional; paths are absolute, relative to the
 working directory, or relative to the workflow's data_dir)::
 
-    power:      {source: ee2 | hmcode | emulator | table, path: FILE,    # theory; default ee2
+    power:      {source: ee2 | hmcode | emulator | table | theory, path: FILE,    # default ee2;
+                                                  # theory: P_nl and sigma8 from sample.theory
                  ee2: auto | exact | surrogate,   # a hybrid's EE2 part (auto: its surrogate if stored)
                  linear: FILE}    # source ee2: P_lin from this file's linear-power emulator, not CAMB
     survey:     {nz_file: FILE, nbins: 5, z0: 0.13, alpha: 0.78, sigma_z: 0.05,
@@ -59,7 +60,7 @@ from .covariance import check_covariance, gaussian_covariance, load_covariance
 from .hankel import theta_edges
 from .limber import ShearModel, nuisance_names, shear_model
 from .mock import add_noise, read_data, write_data
-from .power import EE2_OPTIONS, SOURCES, power_source
+from cosmopipe.likelihoods.theory.matter_power import EE2_OPTIONS, SOURCES, extend_log_pk, power_source
 from .scalecuts import parse_scale_cut, scale_cut_mask
 from .survey import Survey, lsst_y1_survey, survey_from_nz_file
 
@@ -67,6 +68,7 @@ __all__ = ["ShearLikelihood", "from_config", "default_priors", "DATA_FILE_NAME"]
 
 log = logging.getLogger("cosmopipe.shear")
 DATA_FILE_NAME = "lsst_y1_shear_data.h5"
+_THEORY_KMAX = 20.0  # h/Mpc: the k range asked of a theory provider (CAMB tabulates no further)
 
 
 def default_priors(nbins: int, fiducial: Mapping[str, float] | None = None) -> dict[str, dict]:
@@ -110,6 +112,7 @@ class ShearLikelihood:
     _inv: np.ndarray = field(init=False, repr=False)
     _data_cut: np.ndarray = field(init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
+    pk_from_theory: bool = False     # power.source theory: P_nl from the run's theory provider
 
     def __post_init__(self):
         size = self.model.size
@@ -130,7 +133,11 @@ class ShearLikelihood:
 
     # -- the Likelihood protocol -------------------------------------------------
     def requirements(self) -> dict[str, Any]:
-        return {}
+        if not self.pk_from_theory:
+            return {}
+        # CAMB tabulates to 20 h/Mpc at most; beyond, a power law (as the hmcode source)
+        return {"pk_nl": {"kmax": float(min(self.model.k[-1], _THEORY_KMAX)),
+                          "z": [float(z) for z in self.model.z_power]}, "sigma8": True}
 
     def parameters(self) -> dict[str, dict]:
         return default_priors(self.model.nbins, self.model.fiducial)
@@ -145,7 +152,7 @@ class ShearLikelihood:
         power source's box, |dz| > 0.5, m <= -1) give -inf, logged once;
         non-numeric or non-finite values raise LikelihoodError."""
         try:
-            vector = self.theory_vector(params)
+            vector = self.theory_vector(params) if not self.pk_from_theory else self._vector_from(theory, params)
         except LikelihoodError:
             raise
         except ValueError as exc:
@@ -161,8 +168,10 @@ class ShearLikelihood:
     def derived(self, theory: TheoryResult | None, params: Mapping[str, float]) -> dict[str, float]:
         """sigma8 [total linear matter, R = 8 Mpc/h, z = 0] and S8 = sigma8 sqrt(Omega_m / 0.3)
         at ``params`` (missing cosmological parameters take fiducial values)."""
+        if self.pk_from_theory and theory is not None:
+            params = {**theory.params, **params}
         cosmo, _ = self.model.split(params, strict=False)
-        sigma8 = float(self.model.power.sigma8(cosmo))
+        sigma8 = float(theory.sigma8 if self.pk_from_theory and theory is not None else self.model.power.sigma8(cosmo))
         return {"sigma8": sigma8, "S8": sigma8 * math.sqrt(cosmo.Omega_m / 0.3)}
 
     @property
@@ -180,6 +189,19 @@ class ShearLikelihood:
         return dict(self._fiducial)
 
     # -- helpers -----------------------------------------------------------------
+    def _vector_from(self, theory: TheoryResult, params: Mapping[str, float]) -> np.ndarray:
+        """Data vector with P_nl from the theory provider; the cosmology (distances, kernels)
+        from the parameters in the run's vocabulary, translated by the theory layer."""
+        if theory is None or theory.pk_nl is None:
+            raise LikelihoodError(f"{self.name}: power.source theory, but the theory provider gave no pk_nl")
+        cosmo, nuis = self.model.split({**theory.params, **params}, strict=False)
+        k = self.model.k
+        inside = k <= _THEORY_KMAX
+        pk = np.asarray(theory.pk_nl(k[inside], self.model.z_power), dtype=float)
+        lnp = extend_log_pk(k[inside], np.log(pk), k)
+        xp, xm = self.model.xi_from(cosmo, nuis, self.model.z_interp @ lnp)
+        return np.concatenate([xp.ravel(), xm.ravel()])
+
     def theory_vector(self, params: Mapping[str, float]) -> np.ndarray:
         """Full theory data vector at ``params`` (other likelihoods' names ignored)."""
         return self.model.data_vector(params, strict=False)
@@ -238,10 +260,14 @@ def _conventions_from(section) -> Conventions:
     return conventions_from(preset, overrides)
 
 
-def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions | None = None):
+def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions | None = None,
+                theory_ok: bool = False):
     from cosmopipe.schema import choice, optional, string
 
-    source = sec.take("source", choice(*SOURCES), default=default_source)
+    source = sec.take("source", choice(*SOURCES, *(("theory",) if theory_ok else ())), default=default_source)
+    if source == "theory":
+        sec.finish()
+        return None
     path = sec.take("path", optional(string), default=None)
     ee2 = sec.take("ee2", choice(*EE2_OPTIONS), default="auto")
     linear = sec.take("linear", optional(string), default=None)
@@ -317,7 +343,8 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     tsec.finish()
     edges = _wrap(tsec, "min", theta_edges, tmin, tmax, nt)
     lmax = section.take("scale_cut", parse_scale_cut, default=3000.0)
-    power = _power_from(section.sub("power", default={}), info, conventions=conventions)
+    power = _power_from(section.sub("power", default={}), info, conventions=conventions, theory_ok=True)
+    from_theory = power is None
 
     dsec = section.sub("data", default={})
     data_file = dsec.take("file", optional(string), default=None)
@@ -328,10 +355,14 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     cov_file = csec.take("file", optional(string), default=None)
     csec.finish()
     section.finish()
+    if from_theory:
+        # The model's own source serves the mock and the covariance; sampling reads P_nl from the theory.
+        power = _power_from(Section(dict(dpower_sec.data), dpower_sec.path, dpower_sec.source), info,
+                            default_source="ee2", conventions=conventions)
 
     model = _wrap(section, "data.fiducial", shear_model, survey, power, edges, fiducial=fiducial,
                   conventions=conventions)
-    provenance: dict[str, Any] = {"power": power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax,
+    provenance: dict[str, Any] = {"power": {"source": "theory"} if from_theory else power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax,
                                   "conventions": conventions.to_dict()}
 
     cov = None
@@ -375,4 +406,5 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
                               noise_seed)
             provenance["data"]["file"] = str(path)
     mask = scale_cut_mask(edges, len(survey.pairs), lmax)
-    return ShearLikelihood(model=model, data=data, cov=cov, mask=mask, provenance=provenance, truth=truth)
+    return ShearLikelihood(model=model, data=data, cov=cov, mask=mask, provenance=provenance, truth=truth,
+                           pk_from_theory=from_theory)

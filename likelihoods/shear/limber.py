@@ -46,7 +46,7 @@ from .background import HUBBLE_DISTANCE, background, comoving_distance_grid
 from .conventions import Conventions
 from .curved import COSMOLIKE_LMAX, curved_transform_matrices
 from .hankel import spin2_limber_factor, theta_centres, theta_edges, xi_transform_matrices
-from .power import PowerSource
+from cosmopipe.likelihoods.theory.matter_power import PowerSource
 from .survey import Survey
 
 __all__ = ["C1_RHO_CRIT", "IA_PIVOT_Z", "Nuisance", "ShearModel", "shear_model", "nuisance_names"]

@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from cosmopipe.h5format import read_header
 from cosmopipe.likelihoods.base import LikelihoodError
 
 __all__ = ["FORMAT", "add_noise", "write_data", "read_data"]
@@ -88,7 +89,8 @@ def read_data(path: str | Path) -> dict:
         raise LikelihoodError(f"shear data file {path}: not found")
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT or not f.attrs.get("complete", False):
+            fmt, _, complete = read_header(f.attrs)
+            if fmt != FORMAT or not complete:
                 raise LikelihoodError(f"shear data file {path}: not a complete {FORMAT} file")
             out = {name: f[name][()] for name in ("data", "data_noiseless", "covariance", "theta_edges", "theta",
                                                   "pairs", "nz_z", "nz")}

@@ -1,20 +1,22 @@
-"""Where a result came from: code version and host description."""
+"""Where a result came from: code version, host description, and how two configuration fingerprints differ."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from cosmopipe._version import __version__
 
-__all__ = ["code_version", "host_info"]
+__all__ = ["code_version", "host_info", "fingerprint_diff", "describe_diff"]
 
-# The checkout root is the parent of this package directory.
+# The checkout root: this package directory is pipeline/foundation/ in it.
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_REPO_ROOT = _PACKAGE_DIR.parent
+_REPO_ROOT = _PACKAGE_DIR.parents[1]  # this file is pipeline/foundation/provenance.py
 
 
 def _git(*args: str) -> str | None:
@@ -67,3 +69,26 @@ def host_info() -> dict[str, object]:
         "numpy": numpy.__version__,
         "cpu_count": os.cpu_count(),
     }
+
+
+def fingerprint_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``'key.sub: old -> new'`` for every leaf where two JSON-like fingerprints differ
+    (sorted by key; a key missing on one side shows as ``"<absent>"``).
+
+    Results (simulations, chains, archives) are reused only when the configuration that
+    made them matches; this says which settings stand in the way.
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += fingerprint_diff(old.get(key, "<absent>"), new.get(key, "<absent>"),
+                                    f"{prefix}.{key}" if prefix else key)
+        return out
+    if old != new:
+        return [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
+    return []
+
+
+def describe_diff(diff: list[str], limit: int = 6) -> str:
+    """The first ``limit`` differences on one line (a long prior list would swamp an error message)."""
+    return "; ".join(diff[:limit]) + (f"; ... ({len(diff)} differences)" if len(diff) > limit else "")

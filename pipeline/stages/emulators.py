@@ -6,6 +6,11 @@
       dataset: datasets/train.h5      # the simulate stage's training set
       out: emulators/boost.h5
       mode: joint                     # or per_z
+      target: boost                   # or response: R = B(X)/B(X-lcdm) over the dataset's LCDM
+                                      # twin pairs (emulators.response); the hybrid is then
+                                      # B_EE2(theta_LCDM) * R_emu(theta)
+      params: null                    # response only: the network's inputs, e.g. [Omega_m, w0, wa,
+                                      # A_s, h] (default all varied; must include w0 or wa)
       k_max: null                     # train on k <= k_max [h/Mpc] only
       z_max: null
       pca: {variance: 0.999999, max_components: null}
@@ -119,6 +124,8 @@ class TrainSettings:
     hybrid: bool
     linear: LinearSettings | None
     ee2_surrogate: SurrogateSettings | None = None
+    target: str = "boost"
+    params: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,17 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
         z_max=sec.take("z_max", optional(nonnegative_number), default=None),
         hybrid=sec.take("hybrid", boolean, default=False),
         linear=linear,
+        target=sec.take("target", choice("boost", "response"), default="boost"),
     )
+    if settings.target == "response" and not settings.hybrid:
+        raise sec.error("target", "response needs hybrid: true (a response alone is not a boost)")
+    params = sec.take("params", optional(list_of(string, unique=True)), default=None)
+    if params is not None:
+        if settings.target != "response":
+            raise sec.error("params", "restricts the inputs of a response emulator only (target: response)")
+        from dataclasses import replace
+
+        settings = replace(settings, params=tuple(params))
     if settings.hybrid:
         from dataclasses import replace
 
@@ -270,8 +287,7 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
 
 
 def _path(ctx, value: str | None, default: str) -> Path:
-    p = Path(value if value is not None else default)
-    return p if p.is_absolute() else ctx.path(str(p))
+    return ctx.resolve(value, default)
 
 
 def _hybrid_path(out: Path) -> Path:
@@ -279,11 +295,13 @@ def _hybrid_path(out: Path) -> Path:
 
 
 def plan_train(s: TrainSettings, ctx) -> str:
-    out = _path(ctx, s.out, "emulators/boost.h5")
+    out = _path(ctx, s.out, _default_out(s))
     net = s.fit.network
+    what = "ln B" if s.target == "boost" else ("ln R = ln B(X)/B(X-lcdm) over the LCDM twin pairs, inputs "
+                                               + (", ".join(s.params) if s.params else "all varied parameters"))
     lines = [
         f"read the training set {_path(ctx, s.dataset, 'datasets/train.h5')}",
-        f"fit ln B: {s.fit.mode} PCA keeping {s.fit.pca_variance:.10g} of the variance, MLP {list(net.hidden)} "
+        f"fit {what}: {s.fit.mode} PCA keeping {s.fit.pca_variance:.10g} of the variance, MLP {list(net.hidden)} "
         f"({net.activation}, {net.optimizer}, up to {net.epochs} iterations, {s.fit.restarts} restart(s), "
         f"{s.fit.validation_fraction:.0%} held out)",
         f"write {out}",
@@ -303,7 +321,12 @@ def plan_train(s: TrainSettings, ctx) -> str:
     return "\n".join(lines)
 
 
-def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_linear: bool, log) -> bool:
+def _default_out(s: TrainSettings) -> str:
+    return "emulators/boost.h5" if s.target == "boost" else "emulators/response.h5"
+
+
+def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_linear: bool, log,
+               target: str = "boost", params: tuple | None = None) -> bool:
     from cosmopipe.emulators.io import load
 
     if not path.is_file():
@@ -314,7 +337,9 @@ def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_l
         log.info("train: existing %s is not reusable (%s); retraining", path, exc)
         return False
     same = (emu.info.get("dataset_hash") == dataset_hash and emu.info.get("training_settings") == settings
-            and emu.info.get("training_cuts") == cuts and (emu.linear is not None) == with_linear)
+            and emu.info.get("training_cuts") == cuts and (emu.linear is not None) == with_linear
+            and emu.info.get("target", "boost") == target
+            and (params is None or tuple(emu.info.get("inputs", ())) == tuple(n for n in emu.params if n in params)))
     if not same:
         log.info("train: existing %s was trained on other data or settings; retraining", path)
     return same
@@ -326,20 +351,29 @@ def run_train(s: TrainSettings, ctx) -> None:
     from cosmopipe.emulators.boost import dataset_space, train_boost
     from cosmopipe.emulators.hybrid import make_hybrid
     from cosmopipe.emulators.io import load, save
+    from cosmopipe.emulators.response import train_response
 
     dataset_path = _path(ctx, s.dataset, "datasets/train.h5")
-    out = _path(ctx, s.out, "emulators/boost.h5")
+    out = _path(ctx, s.out, _default_out(s))
     ds = read_dataset(dataset_path)
     ctx.log.info("train: %d simulations, varied %s, %d z x %d k", len(ds), ", ".join(ds.varied), len(ds.z), len(ds.k))
     settings_dict = s.fit.to_dict()
     cuts = {"k_max": s.k_max, "z_max": s.z_max}
-    if ctx.resume and _resume_ok(out, ds.hash, settings_dict, cuts, s.linear is not None, ctx.log):
+    if ctx.resume and _resume_ok(out, ds.hash, settings_dict, cuts, s.linear is not None, ctx.log, s.target,
+                                 s.params):
         ctx.log.info("train: %s is up to date (same dataset hash and settings); skipped", out)
         emu = load(out)
     else:
         client = ctx.client() if (s.fit.restarts > 1 or s.fit.mode == "per_z" or s.linear is not None) else None
         linear = _train_linear(s, ds, dataset_space(ds), ctx, client) if s.linear is not None else None
-        emu = train_boost(ds, s.fit, client=client, k_max=s.k_max, z_max=s.z_max, linear=linear)
+        if s.target == "response":
+            emu = train_response(ds, s.fit, params=s.params, k_max=s.k_max, z_max=s.z_max, linear=linear,
+                                 client=client)
+            ctx.log.info("train: response over %d twin pairs (%d unpaired skipped), inputs %s; max |R_emu - 1| "
+                         "at the LCDM twins %.2g", emu.info["n_pairs"], emu.info["n_unpaired"],
+                         ", ".join(emu.inputs), emu.info["lcdm_check"]["max_abs_R_minus_1"])
+        else:
+            emu = train_boost(ds, s.fit, client=client, k_max=s.k_max, z_max=s.z_max, linear=linear)
         emu.info["dataset_path"] = str(dataset_path)
         save(emu, out)
         v = emu.info["validation"]
@@ -448,8 +482,10 @@ def parse_validate(sec: Section, info: dict) -> ValidateSettings:
         train = info.get("stages", {}).get("train")
         emus = ["emulators/boost.h5"]
         if train is not None:
-            out = train.out or "emulators/boost.h5"
-            emus = [out] + ([str(_hybrid_path(Path(out)))] if train.hybrid else [])
+            out = train.out or _default_out(train)
+            # A response emulator alone has no boost to compare: only its hybrid is validated.
+            emus = ([out] if train.target == "boost" else []) + \
+                ([str(_hybrid_path(Path(out)))] if train.hybrid else [])
     elif isinstance(raw, str) and raw:
         emus = [raw]
     else:

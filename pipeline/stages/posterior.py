@@ -5,7 +5,7 @@ Section (see likelihoods.sampling for the convergence tests)::
     sample:
       likelihoods:                  # registry name -> the likelihood's own settings
         lsst_y1_shear: {...}
-      theory: {provider: none}      # or camb (see likelihoods.theory)
+      theory: {provider: none}      # or camb, emulator, ee2, hmcode, pk_emulator (likelihoods.theory)
       params:
         Omega_m: {prior: {min: 0.24, max: 0.40}, ref: 0.319, proposal: 0.01, latex: '\\Omega_m'}
         dz_1: {prior: {dist: gaussian, mean: 0, sigma: 0.002}}
@@ -22,6 +22,11 @@ Section (see likelihoods.sampling for the convergence tests)::
         moves: stretch              # stretch (emcee's default) | de (differential evolution + snooker)
         restart: false              # true: delete existing chains instead of refusing them
       out: chains                   # under the run directory
+      allow_unvalidated_emulator: false   # true: sample an emulator the guards refuse (loud warning)
+
+Guards (pipeline/stages/emulator_guard.py): an emulator file the workflow reads must
+meet its validation target, its box must cover the sampled priors and it must not hold
+a sampled parameter fixed; else the stage refuses to start.
 
 Nuisance parameters a likelihood announces (``parameters()``) and the
 workflow does not list are sampled with the likelihood's default prior (logged).
@@ -54,11 +59,14 @@ from cosmopipe.likelihoods.sampling import (MOVES, PARALLEL_MODES, ChainRun, Con
                        SamplerSettings, SamplingError, read_chain, run_chains, write_getdist)
 from cosmopipe.likelihoods.theory import TheorySpec, make_theory, parse_theory
 
+from .emulator_guard import GuardRefusal, check_emulators, emulator_refs
+from .sample_support import not_converged_line
+
 __all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior", "BiasSettings",
            "parse_bias", "run_bias", "plan_bias"]
 
 _PARAM_KEYS = ("prior", "ref", "proposal", "latex", "value", "derived")
-_SECTION_KEYS = ("likelihoods", "theory", "params", "sampler", "out")
+_SECTION_KEYS = ("likelihoods", "theory", "params", "sampler", "out", "allow_unvalidated_emulator")
 _SAMPLER_KEYS = ("walkers", "seed", "chains", "max_steps", "check_every", "convergence", "parallel", "moves",
                  "restart")
 # Initial walker scatter in units of the prior width when no proposal is given.
@@ -89,6 +97,7 @@ class SampleSettings:
     source: str
     name: str                                     # run name: root of the GetDist files
     info: dict = field(default_factory=dict, hash=False, compare=False)
+    allow_unvalidated: bool = False               # waive the emulator guards (recorded in the summary)
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -166,10 +175,22 @@ def parse(section: Section, info: dict) -> SampleSettings:
     params = tuple(_parse_param(params_sec, name) for name in list(params_sec.keys()))
     sampler = _parse_sampler(section.sub("sampler", default={}))
     out = section.take("out", inside_path, default="chains")
+    allow = section.take("allow_unvalidated_emulator", boolean, default=False)
     section.finish(allowed_hint=_SECTION_KEYS)
     keep = {k: info.get(k) for k in ("data_dir", "run_dir", "workflow_dir", "name", "source")}
     return SampleSettings(likelihoods=tuple(likelihoods), theory=theory, params=params, sampler=sampler, out=out,
-                          source=section.source, name=str(info.get("name") or "chain"), info=keep)
+                          source=section.source, name=str(info.get("name") or "chain"), info=keep,
+                          allow_unvalidated=allow)
+
+
+def guard_emulators(settings: SampleSettings, posterior: Posterior, log) -> list[str]:
+    """The emulator guards (module emulator_guard); the warnings of waived refusals."""
+    refs = emulator_refs(settings.likelihoods, settings.theory.provider, settings.theory.settings)
+    priors = {p.name: (p.prior.lower, p.prior.upper) for p in posterior.sampled}
+    try:
+        return check_emulators(refs, priors, settings.allow_unvalidated, log)
+    except GuardRefusal as exc:
+        raise ConfigError(settings.source, "sample", str(exc)) from None
 
 
 # -- building the posterior -----------------------------------------------------------
@@ -215,7 +236,8 @@ def build_posterior(settings: SampleSettings, likelihoods: list, log) -> Posteri
                           f"likelihood(s) {', '.join(needy)} need a theory provider ({', '.join(wanted)}); "
                           "set provider: camb")
     derived_names = [e.name for e in settings.params if e.kind == "derived"]
-    theory = make_theory(settings.theory, {"requirements": requirements, "derived": derived_names, "source": source})
+    theory = make_theory(settings.theory, {"requirements": requirements, "derived": derived_names, "source": source,
+                                          "names": [lik.name for lik in likelihoods]})
     defaults: dict[str, tuple[str, dict]] = {}
     used: dict[str, list[str]] = {}
     for lik in likelihoods:
@@ -318,8 +340,7 @@ def _fiducial(settings: SampleSettings, likelihoods: list) -> dict[str, float]:
 
 # -- running --------------------------------------------------------------------------
 def _out_dir(settings: SampleSettings, ctx) -> Path:
-    out = Path(settings.out)
-    return out if out.is_absolute() else ctx.path(settings.out)
+    return ctx.resolve(settings.out)
 
 
 def run(settings: SampleSettings, ctx) -> None:
@@ -327,6 +348,7 @@ def run(settings: SampleSettings, ctx) -> None:
     out_dir = _out_dir(settings, ctx)
     likelihoods = _build_likelihoods(settings, Path(ctx.run_dir))
     posterior = build_posterior(settings, likelihoods, log)
+    warnings = guard_emulators(settings, posterior, log)
     log.info("sampling %d parameters (%s) with %s; %d fixed; derived: %s", posterior.ndim,
              ", ".join(posterior.names), ", ".join(lik.name for lik in likelihoods), len(posterior.fixed),
              ", ".join(d.name for d in posterior.derived) or "none")
@@ -335,14 +357,15 @@ def run(settings: SampleSettings, ctx) -> None:
     try:
         result = run_chains(posterior, settings.sampler, out_dir, fingerprint=_fingerprint(settings, posterior),
                             resume=ctx.resume, progress=ctx.progress, client=ctx.client, log_=log)
-        write_outputs(settings, posterior, result, out_dir, _fiducial(settings, likelihoods), log)
+        write_outputs(settings, posterior, result, out_dir, _fiducial(settings, likelihoods), log, warnings)
     except SamplingError as exc:
         raise ConfigError(settings.source, "sample", str(exc)) from None
 
 
 def write_outputs(settings: SampleSettings, posterior: Posterior, result: ChainRun, out_dir: Path,
-                  fiducial: Mapping[str, float], log) -> dict:
-    """GetDist chains and the JSON/Markdown summary; returns the summary."""
+                  fiducial: Mapping[str, float], log, warnings: tuple | list = ()) -> dict:
+    """GetDist chains and the JSON/Markdown summary; returns the summary.  ``warnings``
+    (waived guards) go into both; an unconverged run is logged as a warning."""
     report = result.report
     tau = np.array(report.tau)
     discard = report.burn
@@ -382,12 +405,20 @@ def write_outputs(settings: SampleSettings, posterior: Posterior, result: ChainR
                    for n, m, s in zip(posterior.names, samples.mean(axis=0), samples.std(axis=0, ddof=1))},
         "fiducial": dict(fiducial),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "workflow": settings.info.get("name") or settings.name,
+        # What the likelihoods announce as their own parameters: hidden by `cosmopipe plot` without --all.
+        "nuisance": [p.name for p in posterior.sampled
+                     if any(p.name in (lik.parameters() or {}) for lik in posterior.likelihoods)],
+        "warnings": list(warnings),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     (out_dir / "summary.md").write_text(_summary_markdown(summary))
     log.info("GetDist chains: %s_*.txt (%d samples after %d burn-in steps, thinned by %d); summary in %s",
              root, summary["samples"], discard, thin, out_dir / "summary.md")
+    if result.status != "converged":
+        log.warning("%s", not_converged_line(summary))
     return summary
+
 
 
 def _summary_markdown(s: dict) -> str:
@@ -396,6 +427,9 @@ def _summary_markdown(s: dict) -> str:
     lines = [
         f"# Sampling summary: {s['status']}",
         "",
+        *([f"**{not_converged_line(s)}**: do not quote these constraints.", ""] if s["status"] != "converged" else []),
+        *[f"**WARNING: {w}**" for w in s.get("warnings") or []],
+        *([""] if s.get("warnings") else []),
         f"Stopped because: {s['stopped_because']}.",
         "",
         f"- steps per chain: {s['steps_per_chain']} ({s['chains']} chains x {s['walkers']} walkers); "
@@ -556,8 +590,7 @@ def _cosmology_names():
 
 
 def _run_path(ctx, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else ctx.path(value)
+    return ctx.resolve(value)
 
 
 def plan_bias(settings: BiasSettings, ctx) -> str:
@@ -586,7 +619,7 @@ def run_bias(settings: BiasSettings, ctx) -> None:
     from cosmopipe.likelihoods.shear import bias
     from cosmopipe.likelihoods.shear.likelihood import default_priors, from_config
     from cosmopipe.likelihoods.shear.limber import shear_model
-    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.theory.matter_power import power_source
 
     log = ctx.log
     out_dir = _run_path(ctx, settings.out)
@@ -714,7 +747,7 @@ def _importance(settings: BiasSettings, ctx, ref, emu_path: Path, info: dict, lo
     from cosmopipe.likelihoods.shear import bias
     from cosmopipe.likelihoods.shear.likelihood import ShearLikelihood
     from cosmopipe.likelihoods.shear.limber import shear_model
-    from cosmopipe.likelihoods.shear.power import power_source
+    from cosmopipe.likelihoods.theory.matter_power import power_source
     from cosmopipe.likelihoods.shear.scalecuts import scale_cut_mask
 
     chain_dir = _run_path(ctx, dict(settings.chains)["emulator"])

@@ -56,8 +56,9 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.sims.cosmology import Cosmology
+
+from .contract import LikelihoodError
 
 __all__ = ["PowerSource", "EE2Power", "HMcodePower", "EmulatorPower", "TablePower", "power_source", "SOURCES",
            "extend_log_pk", "sigma8_from_pk", "camb_sigma8"]
@@ -316,7 +317,9 @@ def _ranged_log_pk(evaluate, k_range, z_range, cosmo: Cosmology, k: np.ndarray, 
     lnp = extend_log_pk(k_in, evaluate(k_in, z_eval), k)[np.searchsorted(z_eval, z_in)]
     beyond = z > z_hi
     if np.any(beyond):
-        from .background import background
+        # TODO(layers): the shear package's background (growth) belongs in this layer; until it
+        # moves here this is the one import of a likelihood module from the theory layer.
+        from cosmopipe.likelihoods.shear.background import background
 
         D = background(cosmo).growth(np.concatenate([[z_hi], z[beyond]]))
         lnp[beyond] += 2.0 * np.log(D[1:] / D[0])[:, None]
@@ -561,17 +564,18 @@ def power_source(name: str, path: str | None = None, ee2: str = "auto", linear: 
     linear-power emulator replaces CAMB; ``conventions``
     (:class:`cosmopipe.likelihoods.shear.conventions.Conventions`, default the project's)
     for the neutrinos, boost_extrapolation and cola_response settings."""
-    from .conventions import Conventions
-
-    conv = Conventions() if conventions is None else conventions
+    # Duck-typed: the conventions object lives with the shear likelihood (a layer above).
+    neutrinos = getattr(conventions, "neutrinos", "three_degenerate")
+    boost_extrapolation = getattr(conventions, "boost_extrapolation", "constant")
+    cola_response = getattr(conventions, "cola_response", "constant")
     if name == "ee2":
-        return EE2Power(linear=linear, neutrinos=conv.neutrinos, boost_extrapolation=conv.boost_extrapolation)
+        return EE2Power(linear=linear, neutrinos=neutrinos, boost_extrapolation=boost_extrapolation)
     if name == "hmcode":
-        return HMcodePower(neutrinos=conv.neutrinos)
+        return HMcodePower(neutrinos=neutrinos)
     if name in ("emulator", "table"):
         if not path:
             raise LikelihoodError(f"power.path: source {name!r} needs a file path")
         if name == "emulator":
-            return EmulatorPower(path=str(path), ee2=ee2, cola_response=conv.cola_response)
+            return EmulatorPower(path=str(path), ee2=ee2, cola_response=cola_response)
         return TablePower.from_file(path)
     raise LikelihoodError(f"power.source: unknown source {name!r}; choose one of {', '.join(SOURCES)}")

@@ -16,8 +16,8 @@ logA | As       ln(10^10 A_s) or A_s, at k_pivot = 0.05 / Mpc                   
 ns              scalar spectral index                                                 required
 tau             optical depth to reionisation                                        0.0544
 mnu             sum of neutrino masses [eV], one massive eigenstate (Planck 2018)    0.06
-f_EDE, log10_z_c, theta_i   early dark energy (see :mod:`cosmopipe.likelihoods.ede`)           model
-w_1 .. w_N      piecewise-constant late-time w(z) bins (see :mod:`cosmopipe.likelihoods.ede`)  model
+f_EDE, log10_z_c, theta_i   early dark energy (see :mod:`cosmopipe.likelihoods.theory.ede`)           model
+w_1 .. w_N      piecewise-constant late-time w(z) bins (see :mod:`cosmopipe.likelihoods.theory.ede`)  model
 ==============  ===================================================================  ===========
 
 H0 is the primary parameter because every dark-energy model here (including
@@ -72,7 +72,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .base import TheoryResult
+from .contract import LENS_MARGIN, TheoryError, TheoryResult, TheorySetupError
+from .contract import number_param as _number
+from .ede import WBins, dark_energy_model
 
 __all__ = [
     "camb_theory", "CambSettings", "TheoryError", "TheorySetupError", "PARAMS", "PARAMETER_RANGES",
@@ -83,7 +85,6 @@ T_CMB = 2.7255  # K
 N_EFF = 3.044
 TAU_DEFAULT = 0.0544  # Planck 2018 TT,TE,EE+lowE+lensing mean
 MNU_DEFAULT = 0.06  # eV, minimal normal hierarchy as one massive state (Planck 2018)
-LENS_MARGIN = 200  # extra ell CAMB computes so lensed spectra are right at lmax
 MAX_WBINS = 20
 
 # Validity ranges: outside these CAMB is untested or the model unphysical.
@@ -107,14 +108,6 @@ PARAMS = BASE_PARAMS + EDE_PARAMS + tuple(f"w_{i}" for i in range(1, MAX_WBINS +
 _REQUIREMENT_KEYS = ("cls", "distances", "rdrag", "H0", "theta_star", "sigma8", "S8", "pk_lin", "pk_nl")
 
 
-class TheoryError(ValueError):
-    """Parameters the theory cannot (or must not) compute; the message names the parameter and range."""
-
-
-class TheorySetupError(TypeError):
-    """A configuration mistake: missing parameter, unknown requirement or setting."""
-
-
 @dataclass(frozen=True)
 class CambSettings:
     """Model and accuracy choices that are not sampled.
@@ -123,7 +116,7 @@ class CambSettings:
                      'scalar' (CAMB EarlyQuintessence); None: 'fluid' when params hold f_EDE
     ede_n            power-law index n of the EDE potential (1 - cos)^n; w_n = (n-1)/(n+1)
     w_bins           None (w = -1), an int N (N equal bins over 0 < z < 3) or a
-                     :class:`cosmopipe.likelihoods.ede.WBins`; None also means: N bins when params hold w_1..w_N
+                     :class:`cosmopipe.likelihoods.theory.ede.WBins`; None also means: N bins when params hold w_1..w_N
     de_perturbations 'fluid' (c_s^2 = 1 fluid, refuses w crossing -1) | 'ppf' for the tabulated component
     ede_correction   'difference' | 'none': correct the tabulated EDE + w component's C_ell with
                      its error at w_i = -1 (two extra unlensed CAMB runs; see likelihoods.ede)
@@ -162,8 +155,6 @@ def settings_from_section(section) -> CambSettings:
     """CambSettings from a workflow section (``cosmopipe.schema.Section``), keys as the fields;
     ``w_bins`` is an int N or {'n': N, 'edges': [...], 'step_width': 0.01}."""
     from cosmopipe.schema import choice, optional, positive_int, number, nonnegative_int, list_of
-
-    from .ede import WBins
 
     kw: dict[str, Any] = {}
     kw["ede_model"] = section.take("ede_model", optional(choice("none", "fluid", "scalar")), default=None)
@@ -279,19 +270,6 @@ class PowerTable:
 
 # -- parameters -------------------------------------------------------------------------
 
-def _number(params: Mapping[str, Any], name: str) -> float:
-    value = params[name]
-    if isinstance(value, bool):
-        raise TheorySetupError(f"parameter {name}: expected a number, got {value!r}")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TheorySetupError(f"parameter {name}: expected a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise TheoryError(f"parameter {name} must be finite, got {value!r}")
-    return out
-
-
 def _in_range(name: str, value: float, ranges=PARAMETER_RANGES) -> float:
     lo, hi = ranges[name]
     if not lo <= value <= hi:
@@ -327,8 +305,6 @@ def _base_params(params: Mapping[str, Any]) -> dict[str, float]:
 
 def _resolve_settings(params: Mapping[str, Any], settings: CambSettings | None) -> CambSettings:
     """Fill the model choices left open (None) from the parameters present."""
-    from .ede import WBins
-
     settings = settings if settings is not None else CambSettings()
     ede_model = settings.ede_model
     if ede_model is None:
@@ -578,15 +554,13 @@ def camb_theory(params: Mapping[str, Any], requirements: Mapping[str, Any] | Non
     missing parameters or malformed requirements."""
     import camb
 
-    from . import ede
-
     needs = _parse_requirements(requirements)
     settings = _resolve_settings(params, settings)
     base = _base_params(params)
     if settings.threads:
         camb.config.ThreadNum = settings.threads
 
-    model = ede.dark_energy_model(params, settings, base, _camb_params)
+    model = dark_energy_model(params, settings, base, _camb_params)
     pars = model.pars
     _configure(pars, needs, settings)
     try:

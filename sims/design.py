@@ -24,8 +24,11 @@ class ParameterBox:
             if not lo < hi:
                 raise ValueError(f"parameter {n}: range must have min < max, got [{lo}, {hi}]")
 
-    def as_dict(self) -> dict[str, tuple[float, float]]:
-        return {n: (lo, hi) for n, lo, hi in zip(self.names, self.lower, self.upper)}
+    @classmethod
+    def from_mapping(cls, box: Mapping[str, tuple[float, float]]) -> "ParameterBox":
+        """From name -> (lower, upper), in the mapping's order."""
+        names = tuple(box)
+        return cls(names, tuple(float(box[k][0]) for k in names), tuple(float(box[k][1]) for k in names))
 
     def scale(self, unit: np.ndarray) -> np.ndarray:
         """Points in [0, 1]^d -> parameter values."""
@@ -54,17 +57,28 @@ def widen_box(box: ParameterBox, fraction: float, limits: Mapping[str, tuple[flo
     return ParameterBox(box.names, tuple(lower), tuple(upper))
 
 
-def latin_hypercube(box: ParameterBox, n: int, seed: int, optimization: str | None = "random-cd") -> np.ndarray:
-    """(n, d) Latin-hypercube points in ``box``, optimised for space filling.
+def latin_hypercube(box: ParameterBox | Mapping[str, tuple[float, float]], n: int, *, seed=None, rng=None,
+                    optimization: str | None = None) -> np.ndarray:
+    """(n, d) Latin-hypercube points in ``box`` (a ParameterBox or name -> (lower, upper)).
 
-    scipy's ``random-cd`` optimisation swaps coordinates to lower the centred
-    L2 discrepancy while keeping the Latin-hypercube property; the result is
-    fully determined by ``seed``.
+    The one design sampler of the project.  The two ways of seeding give different streams
+    and both are kept, so that stored designs stay reproducible: ``rng`` (an int for
+    ``np.random.default_rng``) for simulation campaigns, ``seed`` (scipy's own integer
+    seeding) for the emulators' training sets.  ``optimization='random-cd'`` swaps
+    coordinates to lower the centred L2 discrepancy while keeping the Latin-hypercube
+    property; the result is fully determined by the seed.
     """
-    from scipy.stats import qmc
+    from scipy.stats import qmc  # scipy.stats costs ~0.3 s to import
 
-    sampler = qmc.LatinHypercube(d=len(box.names), optimization=optimization, rng=np.random.default_rng(seed))
-    return box.scale(sampler.random(n))
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"latin_hypercube: n must be a positive integer, got {n!r}")
+    if not isinstance(box, ParameterBox):
+        box = ParameterBox.from_mapping(box)
+    if rng is not None:
+        sampler = qmc.LatinHypercube(d=len(box.names), optimization=optimization, rng=np.random.default_rng(rng))
+    else:
+        sampler = qmc.LatinHypercube(d=len(box.names), optimization=optimization, seed=seed)
+    return box.scale(sampler.random(int(n)))
 
 
 # A design of a million points is far beyond any simulation campaign; a bigger file

@@ -98,6 +98,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .contract import LENS_MARGIN, TheoryError, TheorySetupError
+from .contract import number_param as _number
+
 __all__ = [
     "WBins", "EDE_RANGES", "W_RANGE", "DarkEnergyModel", "dark_energy_model", "ede_fluid_background",
     "effective_w_table", "w_of_lna", "rho_w_ratio", "cmb_chi2_cosmic_variance",
@@ -115,8 +118,6 @@ Z_MAX_DEFAULT = 3.0
 
 
 def _error(message: str):
-    from .camb_theory import TheoryError
-
     return TheoryError(message)
 
 
@@ -199,8 +200,6 @@ def rho_w_ratio(lna, w_values, bins: WBins) -> np.ndarray:
 
 
 def _w_values(params: Mapping[str, Any], bins: WBins) -> tuple[float, ...]:
-    from .camb_theory import TheorySetupError, _number
-
     missing = [n for n in bins.names if n not in params]
     if missing:
         raise TheorySetupError(f"missing w-bin parameter(s) {', '.join(missing)} for {bins.n} bins with edges "
@@ -215,8 +214,6 @@ def _w_values(params: Mapping[str, Any], bins: WBins) -> tuple[float, ...]:
 
 
 def _ede_values(params: Mapping[str, Any]) -> dict[str, float]:
-    from .camb_theory import TheorySetupError, _number
-
     missing = [n for n in EDE_RANGES if n not in params]
     if missing:
         raise TheorySetupError(f"missing early-dark-energy parameter(s) {', '.join(missing)} "
@@ -362,8 +359,6 @@ def dark_energy_model(params: Mapping[str, Any], settings, base: Mapping[str, fl
                      "through -1 (whenever phi' = 0), which a tabulated fluid cannot follow; use "
                      "ede_model='fluid' with w bins, or the scalar model without w bins")
     if bins is not None and "H0" not in base:
-        from .camb_theory import TheorySetupError
-
         raise TheorySetupError("EDE with w bins needs H0 as the expansion parameter (the tabulated component "
                                "depends on it); theta_MC_100 / cosmomc_theta are only supported without w bins")
     native = _native_ede(settings.ede_model, settings.ede_n, ede)
@@ -422,8 +417,6 @@ class _Correction:
         pars.WantTransfer = False
         pars.DoLensing = False
         pars.Want_CMB_lensing = False
-        from .camb_theory import LENS_MARGIN
-
         pars.set_for_lmax(lmax + LENS_MARGIN, lens_potential_accuracy=0)  # accurate up to lmax
         try:
             res = camb.get_results(pars)

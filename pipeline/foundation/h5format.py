@@ -1,0 +1,39 @@
+"""The header every cosmopipe HDF5 file carries: root attributes ``format`` (a name),
+``format_version`` (an integer) and ``complete`` (written last, so an interrupted write
+is recognised).
+
+Each reader checks the header against its own format and versions, with its own
+message; this module reads it the same way everywhere (h5py returns bytes, numpy
+scalars or str depending on how, and by which version, an attribute was written).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+__all__ = ["Header", "attr_value", "read_header"]
+
+
+class Header(NamedTuple):
+    format: Any        # str when present
+    version: Any       # int when well formed; as stored otherwise (the reader says what is wrong)
+    complete: Any      # True once the write finished
+
+
+def attr_value(value: Any) -> Any:
+    """h5py attribute value -> plain Python (str, int, float, bool; arrays as tuples)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return tuple(attr_value(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_header(attrs: Mapping[str, Any]) -> Header:
+    """The header of an open file's root attributes (None for a missing format or version,
+    False for a missing ``complete``).  Raises what h5py raises for an unreadable attribute."""
+    return Header(attr_value(attrs.get("format")), attr_value(attrs.get("format_version")),
+                  attr_value(attrs.get("complete", False)))
