@@ -22,9 +22,55 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["seed_run_dir"]
+from cosmopipe.provenance import code_version, fingerprint_diff
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.dataset import SimDataset, read_dataset, write_dataset
+from cosmopipe.sims.io import is_complete, read_result, write_result
+from cosmopipe.sims.result import SimResult
+
+from .campaign_points import cosmology_of, design_points, matches_request, sim_path
+from .workflow import load_workflow
+
+__all__ = ["consolidate", "seed_run_dir", "export_archive"]
 
 log = logging.getLogger("cosmopipe.simulate")
+
+# Completed simulations between two rewrites of the datasets during a campaign.
+CONSOLIDATE_EVERY = 10
+
+
+def consolidate(settings, run_dir: Path, design: str, ids: list[str], box,
+                workflow_raw: dict, quiet: bool = False, out: Path | None = None) -> Path | None:
+    """Gather the complete simulations of a design into datasets/<design>.h5."""
+    present = [sid for sid in ids if is_complete(sim_path(run_dir, design, sid))]
+    if not present:
+        return None
+    results = [read_result(sim_path(run_dir, design, sid)) for sid in present]
+    k, z = results[0].k, results[0].z
+    for sid, r in zip(present, results):
+        if r.k.shape != k.shape or not np.allclose(r.k, k, rtol=1e-6) or not np.array_equal(r.z, z):
+            raise ValueError(f"{sim_path(run_dir, design, sid)}: k or z grid differs from the rest of design {design}")
+    names = Cosmology.names()
+    missing = [sid for sid in ids if sid not in present]
+    ds = SimDataset(
+        names=names,
+        params=np.array([[r.cosmology.to_dict()[n] for n in names] for r in results]),
+        varied=box.names, lower=np.asarray(box.lower), upper=np.asarray(box.upper),
+        z=z, k=k,
+        boost=np.stack([r.boost for r in results]), pk=np.stack([r.pk for r in results]),
+        pk_lin=np.stack([r.pk_lin for r in results]), nmodes=results[0].nmodes,
+        sim_ids=tuple(present), timings=np.array([r.timings.get("total", np.nan) for r in results]),
+        pk_runs=(np.stack([r.pk_runs for r in results])
+                 if len({r.pk_runs.shape for r in results}) == 1 else None),
+        attrs={"design": design, "sim_config": json.dumps(settings.fingerprint()["simulation"]),
+               "workflow": json.dumps(workflow_raw, default=str), "code_version": code_version(),
+               "missing": json.dumps(missing)},
+    )
+    path = write_dataset(out or run_dir / "datasets" / f"{design}.h5", ds)
+    if missing and not quiet:
+        log.warning("dataset %s: %d of %d simulations missing (%s%s)", path, len(missing), len(ids),
+                    ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
+    return path
 
 
 def _same_point(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -34,7 +80,6 @@ def _same_point(a: dict[str, float], b: dict[str, float]) -> bool:
 
 def _archive_physics(path: Path, ds, settings) -> None:
     """Refuse an archive whose simulation settings differ from the workflow's."""
-    from cosmopipe.provenance import fingerprint_diff
 
     stored = json.loads(ds.attrs.get("sim_config", "{}") or "{}")
     wanted = settings.fingerprint()["simulation"]
@@ -46,7 +91,6 @@ def _archive_physics(path: Path, ds, settings) -> None:
 
 def _result_of_row(ds, i: int, cosmology, config, source: Path):
     """The simulation file content of dataset row ``i``."""
-    from cosmopipe.sims.result import SimResult
 
     pk_runs = ds.pk_runs[i] if ds.pk_runs is not None else ds.pk[i][None]
     return SimResult(k=ds.k, z=ds.z, pk=ds.pk[i], pk_lin=ds.pk_lin[i], boost=ds.boost[i], nmodes=ds.nmodes,
@@ -58,10 +102,7 @@ def _result_of_row(ds, i: int, cosmology, config, source: Path):
 
 def seed_design(settings, run_dir: Path, design: str, ids: list[str], values: np.ndarray) -> int:
     """Write the simulations of ``design`` held in the archive into ``run_dir``; returns how many."""
-    from cosmopipe.sims.io import write_result
 
-    from cosmopipe.sims.dataset import read_dataset
-    from .simulate import _matches, cosmology_of, sim_path
 
     path = Path(settings.seed_from) / f"{design}.h5"
     if not path.is_file():
@@ -79,7 +120,7 @@ def seed_design(settings, run_dir: Path, design: str, ids: list[str], values: np
             raise ValueError(f"{path}: simulate.seed_from: simulation {sid} has other parameters than design "
                              f"{design} of this workflow (the archive belongs to another design)")
         target = sim_path(run_dir, design, sid)
-        if _matches(target, cosmo, settings.sim):
+        if matches_request(target, cosmo, settings.sim):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         write_result(target, _result_of_row(ds, rows[sid], cosmo, settings.sim, path))
@@ -108,9 +149,6 @@ def export_archive(run_dir: Path, dest: Path) -> dict[str, int]:
     attributes lists the rest.  Reads the run directory and writes nothing into it, so it
     may run beside the campaign.  Returns design -> simulations archived.
     """
-    from .simulate import consolidate, design_points
-    from .workflow import load_workflow
-
     run_dir, dest = Path(run_dir), Path(dest)
     source = run_dir / "workflow.yaml"
     if not source.is_file():
@@ -128,7 +166,6 @@ def export_archive(run_dir: Path, dest: Path) -> dict[str, int]:
 
 
 def _archived_ids(path: Path) -> tuple[str, ...]:
-    from cosmopipe.sims.dataset import read_dataset
 
     return read_dataset(path).sim_ids
 

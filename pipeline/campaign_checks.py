@@ -3,11 +3,17 @@ the physics recorded in an existing run directory, and the memory each simulatio
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
-from .rundir import RunDirError, describe_os_error
 from cosmopipe.schema import ConfigError
+from cosmopipe.sims.config import MemoryLimitError, check_memory
+
+from .campaign_points import task_memory_bytes
+from .rundir import RunDirError, describe_os_error
+
+log = logging.getLogger("cosmopipe.simulate")
 
 __all__ = ["verify_run_dir", "check_simulate"]
 
@@ -61,15 +67,11 @@ def _worker_memory(spec) -> int | None:
 def check_simulate(settings, ctx) -> None:
     """Before anything is written: the run directory's physics and the memory each task needs
     (settings: SimulateSettings, ctx: RunContext)."""
-    from cosmopipe.sims.config import MemoryLimitError, check_memory
-
-    from .simulate import _resources, task_memory_bytes
-
     verify_run_dir(settings, ctx.run_dir)
     spec = ctx.workflow.cluster
     need = task_memory_bytes(settings)
     if ctx.client_started or (spec.kind == "address" and not ctx.dry_run):
-        _resources(ctx.client(), need, settings.threads_per_task)  # what the workers advertise
+        worker_resources(ctx.client(), need, settings.threads_per_task)  # what the workers advertise
         return
     where = "simulate.memory_per_task" if settings.memory_per_task is not None else "simulate.simulation"
     have = _worker_memory(spec)
@@ -83,3 +85,24 @@ def check_simulate(settings, ctx) -> None:
             check_memory(settings.sim)
         except MemoryLimitError as exc:
             raise ConfigError(settings.source, "simulate.simulation", str(exc)) from None
+
+
+def worker_resources(client, need_memory: int, need_cores: int) -> dict | None:
+    """Dask resources to request, or None when the workers advertise none."""
+    workers = client.scheduler_info().get("workers", {})
+    have = [w.get("resources", {}) for w in workers.values()]
+    with_mem = [r for r in have if "memory" in r]
+    if not with_mem:
+        if workers:
+            log.warning("the workers advertise no 'memory' resource: concurrency per worker is not limited "
+                        "by the %.2f GB each simulation needs", need_memory / 1e9)
+        return None
+    biggest = max(r["memory"] for r in with_mem)
+    if need_memory > biggest:
+        raise ConfigError("simulate", "memory_per_task",
+                          f"each simulation needs about {need_memory / 1e9:.2f} GB but the largest worker offers "
+                          f"{biggest / 1e9:.2f} GB: give the workers more memory or use fewer particles")
+    res = {"memory": need_memory}
+    if all("cores" in r for r in with_mem):
+        res["cores"] = min(need_cores, max(r["cores"] for r in with_mem))
+    return res

@@ -45,29 +45,32 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cosmopipe.sims.design import ParameterBox, latin_hypercube, read_table, widen_box, write_table
-from .campaign_checks import check_simulate, verify_run_dir
+from cosmopipe.sims.design import ParameterBox, read_table, widen_box, write_table
+
+from .archive import CONSOLIDATE_EVERY, consolidate, seed_run_dir
+from .campaign_checks import check_simulate, verify_run_dir, worker_resources
+from .campaign_points import (LCDM_PROJECTION, TWIN_SUFFIX, cosmology_of, design_points, matches_request,
+                              sim_path, task_memory_bytes)
 from .rundir import RunDirError, describe_os_error, fatal_os_error, naming_file
 from cosmopipe.schema import (FILE_NAME_RULE, ConfigError, Section, boolean, choice, file_name, list_of, nonnegative_int,
                      number, number_range, positive_int, positive_number, string)
 from .workflow import RunContext, Stage
 
 __all__ = ["SimulateSettings", "DesignSpec", "parse_simulate", "run_simulate", "plan_simulate",
-           "design_points", "campaign_status", "simulate_task", "task_memory_bytes", "STAGES"]
+           "design_points", "campaign_status", "simulate_task", "task_memory_bytes", "consolidate", "TWIN_SUFFIX",
+           "STAGES"]
 
 log = logging.getLogger("cosmopipe.simulate")
 
 # Measured on the reference machine (benchmarks/bench_cola.py): COLA evolution
 # costs 245 ns of wall time per particle per step with 2 threads.
 NS_PER_PARTICLE_STEP_2CORES = 245.0
-# Completed simulations between two rewrites of the datasets during a campaign.
-CONSOLIDATE_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -183,11 +186,6 @@ def _parse_design(sec: Section, name: str, names: tuple[str, ...], workflow_dir:
                       optimization=None if opt == "none" else opt, twins=twins)
 
 
-# The LCDM projection of a w0waCDM point: the twin of the hybrid emulator's
-# B_COLA(theta) / B_COLA(theta_LCDM), run with the same seed so that cosmic
-# variance and the code's own errors cancel in the ratio (arXiv:2404.12344).
-LCDM_PROJECTION = {"w0": -1.0, "wa": 0.0}
-TWIN_SUFFIX = "-lcdm"
 
 
 def _twins(sec: Section) -> str | None:
@@ -327,76 +325,7 @@ def parse_simulate(sec: Section, info: dict) -> SimulateSettings:
                             seed_from=seed_from)
 
 
-# -- designs --------------------------------------------------------------------
-def design_points(settings: SimulateSettings) -> dict[str, tuple[list[str], np.ndarray, ParameterBox]]:
-    """design name -> (simulation ids, (n, d) varied-parameter values, the box drawn from)."""
-    from cosmopipe.sims.cosmology import PARAMETER_RANGES
-
-    out = {}
-    for d in settings.designs:
-        if d.method == "lhs":
-            box = widen_box(settings.box, d.widen, PARAMETER_RANGES) if d.widen else settings.box
-            values = latin_hypercube(box, d.n, rng=d.seed, optimization=d.optimization)
-        else:
-            box, values = settings.box, np.asarray(d.table, dtype=float)
-        ids = [f"{d.name}-{i:04d}" for i in range(len(values))]
-        if d.twins:
-            ids, values = _with_lcdm_twins(ids, values, box.names)
-        out[d.name] = (ids, values, box)
-    return out
-
-
-def _with_lcdm_twins(ids: list[str], values: np.ndarray, names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-    """Each point followed by its LCDM projection (id + TWIN_SUFFIX), so that a partly run
-    campaign holds complete pairs."""
-    twins = values.copy()
-    for name, value in LCDM_PROJECTION.items():
-        if name in names:
-            twins[:, names.index(name)] = value
-    both = np.empty((2 * len(values), values.shape[1]))
-    both[0::2], both[1::2] = values, twins
-    return [s for sid in ids for s in (sid, sid + TWIN_SUFFIX)], both
-
-
-def cosmology_of(settings: SimulateSettings, row: np.ndarray):
-    from cosmopipe.sims.cosmology import Cosmology
-
-    return Cosmology.from_dict({**settings.fixed, **dict(zip(settings.box.names, map(float, row)))})
-
-
-def task_memory_bytes(settings: SimulateSettings) -> int:
-    """Memory one simulation task may use [bytes].
-
-    The engine's own estimate counts particle and mesh arrays; measured peaks
-    are about 1.5x that plus ~0.5 GB of interpreter, CAMB and FFTW state.
-    """
-    if settings.memory_per_task is not None:
-        return settings.memory_per_task
-    return int(0.5e9 + 1.5 * settings.sim.memory_estimate_bytes())
-
-
-def sim_path(run_dir: Path, design: str, sim_id: str) -> Path:
-    return run_dir / "sims" / design / f"{sim_id}.h5"
-
-
 # -- the task (runs on a worker) ------------------------------------------------
-def _matches(path: Path, cosmo, config) -> bool:
-    """A complete file that passes its checksums and whose stored cosmology and physics
-    settings equal the requested ones; a damaged one is logged and so re-simulated."""
-    from cosmopipe.sims.io import read_config
-
-    try:
-        stored_cosmo, stored_config = read_config(path)
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError) as exc:
-        log.warning("%s; it will be re-simulated", exc)
-        return False
-    same_cosmo = all(math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or a == b
-                     for a, b in zip(stored_cosmo.to_dict().values(), cosmo.to_dict().values()))
-    return same_cosmo and stored_config.replace(threads=None) == config.replace(threads=None)
-
-
 def _write_failure(path: Path, sim_id: str, exc: BaseException) -> None:
     """Best effort: the record must never hide the failure it records (on a full or
     read-only disk it cannot be written; then no partial temp file is left either)."""
@@ -437,7 +366,7 @@ def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: 
     try:
         cosmo = Cosmology.from_dict(cosmo_params)
         config = SimConfig.from_dict(config_dict)
-        if _matches(out, cosmo, config):
+        if matches_request(out, cosmo, config):
             return {"id": sim_id, "status": "skipped", "seconds": 0.0, **where}
         result = run_simulation(cosmo, config, progress=False)
         result = dataclasses.replace(result, extra={**result.extra, **provenance, "sim_id": sim_id,
@@ -506,69 +435,7 @@ def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-# -- consolidation ----------------------------------------------------------------
-def consolidate(settings: SimulateSettings, run_dir: Path, design: str, ids: list[str], box: ParameterBox,
-                workflow_raw: dict, quiet: bool = False, out: Path | None = None) -> Path | None:
-    """Gather the complete simulations of a design into datasets/<design>.h5."""
-    from cosmopipe.sims.cosmology import Cosmology
-    from cosmopipe.sims.io import is_complete, read_result
-
-    from cosmopipe.sims.dataset import SimDataset, write_dataset
-    from cosmopipe.provenance import code_version
-
-    present = [sid for sid in ids if is_complete(sim_path(run_dir, design, sid))]
-    if not present:
-        return None
-    results = [read_result(sim_path(run_dir, design, sid)) for sid in present]
-    k, z = results[0].k, results[0].z
-    for sid, r in zip(present, results):
-        if r.k.shape != k.shape or not np.allclose(r.k, k, rtol=1e-6) or not np.array_equal(r.z, z):
-            raise ValueError(f"{sim_path(run_dir, design, sid)}: k or z grid differs from the rest of design {design}")
-    names = Cosmology.names()
-    missing = [sid for sid in ids if sid not in present]
-    ds = SimDataset(
-        names=names,
-        params=np.array([[r.cosmology.to_dict()[n] for n in names] for r in results]),
-        varied=box.names, lower=np.asarray(box.lower), upper=np.asarray(box.upper),
-        z=z, k=k,
-        boost=np.stack([r.boost for r in results]), pk=np.stack([r.pk for r in results]),
-        pk_lin=np.stack([r.pk_lin for r in results]), nmodes=results[0].nmodes,
-        sim_ids=tuple(present), timings=np.array([r.timings.get("total", np.nan) for r in results]),
-        pk_runs=(np.stack([r.pk_runs for r in results])
-                 if len({r.pk_runs.shape for r in results}) == 1 else None),
-        attrs={"design": design, "sim_config": json.dumps(settings.fingerprint()["simulation"]),
-               "workflow": json.dumps(workflow_raw, default=str), "code_version": code_version(),
-               "missing": json.dumps(missing)},
-    )
-    path = write_dataset(out or run_dir / "datasets" / f"{design}.h5", ds)
-    if missing and not quiet:
-        log.warning("dataset %s: %d of %d simulations missing (%s%s)", path, len(missing), len(ids),
-                    ", ".join(missing[:5]), " ..." if len(missing) > 5 else "")
-    return path
-
-
 # -- the stage ----------------------------------------------------------------------
-def _resources(client, need_memory: int, need_cores: int) -> dict | None:
-    """Dask resources to request, or None when the workers advertise none."""
-    workers = client.scheduler_info().get("workers", {})
-    have = [w.get("resources", {}) for w in workers.values()]
-    with_mem = [r for r in have if "memory" in r]
-    if not with_mem:
-        if workers:
-            log.warning("the workers advertise no 'memory' resource: concurrency per worker is not limited "
-                        "by the %.2f GB each simulation needs", need_memory / 1e9)
-        return None
-    biggest = max(r["memory"] for r in with_mem)
-    if need_memory > biggest:
-        raise ConfigError("simulate", "memory_per_task",
-                          f"each simulation needs about {need_memory / 1e9:.2f} GB but the largest worker offers "
-                          f"{biggest / 1e9:.2f} GB: give the workers more memory or use fewer particles")
-    res = {"memory": need_memory}
-    if all("cores" in r for r in with_mem):
-        res["cores"] = min(need_cores, max(r["cores"] for r in with_mem))
-    return res
-
-
 def _interleaved(tasks: list, points: dict) -> list:
     """Designs mixed in proportion (train, train, train, train, test, ...): a campaign
     stopped part-way then holds test simulations to validate what its training ones give."""
@@ -592,10 +459,8 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
             write_table(run_dir / "designs" / f"{design}.csv", box.names, values, ids)
         for sid, row in zip(ids, values):
             tasks.append((design, sid, cosmology_of(settings, row)))
-    from .archive import seed_run_dir
-
     seed_run_dir(settings, run_dir, points)
-    todo = [t for t in tasks if not _matches(sim_path(run_dir, t[0], t[1]), t[2], settings.sim)]
+    todo = [t for t in tasks if not matches_request(sim_path(run_dir, t[0], t[1]), t[2], settings.sim)]
     todo = _interleaved(todo, points)
     log.info("simulate: %d simulations in %d design(s); %d already complete, %d to run",
              len(tasks), len(points), len(tasks) - len(todo), len(todo))
@@ -603,7 +468,7 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
     if todo:
         client = ctx.client()
         need = task_memory_bytes(settings)
-        resources = _resources(client, need, settings.threads_per_task)
+        resources = worker_resources(client, need, settings.threads_per_task)
         provenance = {"workflow": ctx.workflow.name, "code_version": code_version()}
         config_dict = settings.sim.to_dict()
         futures = {}
@@ -696,7 +561,9 @@ def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
                                          zip(settings.box.names, settings.box.lower, settings.box.upper)),
              "fixed: " + ", ".join(f"{n}={v:g}" for n, v in settings.fixed.items())]
     for name, (ids, values, box) in points.items():
-        lines.append(f"design {name}: {len(ids)} cosmologies in " + ", ".join(
+        twins = sum(sid.endswith(TWIN_SUFFIX) for sid in ids)
+        count = f"{len(ids) - twins} cosmologies + {twins} LCDM twins" if twins else f"{len(ids)} cosmologies"
+        lines.append(f"design {name}: {count} in " + ", ".join(
             f"{n} [{lo:.4g}, {hi:.4g}]" for n, lo, hi in zip(box.names, box.lower, box.upper)))
     lines += [
         f"simulation: {sim.box:g} Mpc/h, {sim.particles}^3 particles, {sim.mesh}^3 mesh, {sim.steps} steps "
