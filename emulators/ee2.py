@@ -211,3 +211,13 @@ def _warn_high_k(k_hi: float) -> None:
         UserWarning,
         stacklevel=3,
     )
+
+
+def euclidemu2_version() -> str:
+    """The installed euclidemu2 release, recorded with every model built on it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("euclidemu2")
+    except PackageNotFoundError:
+        return "unknown"

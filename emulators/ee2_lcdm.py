@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from .boost import BoostEmulator
-from .ee2 import EE2_BOX, _native_boost, _params, check_box
+from .ee2 import EE2_BOX, _native_boost, _params, check_box, euclidemu2_version
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -108,8 +108,6 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
     from cosmopipe.provenance import code_version
     from cosmopipe.sims.design import ParameterBox, latin_hypercube
 
-    from .hybrid import _package_version
-
     t0 = time.perf_counter()
     lspace = lcdm_space(space)
     z = np.asarray(np.linspace(0.0, 3.0, 16) if z is None else z, dtype=float)
@@ -130,7 +128,7 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
             validation[name] = {"p50": float(np.median(per)), "p95": float(np.percentile(per, 95)),
                                 "max": float(per.max())}
         validation["n_test"] = n_test
-    info = {"reference": "EuclidEmulator2 at w0 = -1, wa = 0", "euclidemu2_version": _package_version("euclidemu2"),
+    info = {"reference": "EuclidEmulator2 at w0 = -1, wa = 0", "euclidemu2_version": euclidemu2_version(),
             "n_cosmologies": int(n), "seed": int(seed), "training_settings": settings.to_dict(),
             "training_report": report.to_dict(), "table_seconds": t_table,
             "training_seconds": time.perf_counter() - t0, "validation": validation, "code_version": code_version()}

@@ -33,7 +33,7 @@ import numpy as np
 
 from .boost import BoostEmulator, camb_pk_lin
 from .core import summary
-from .ee2 import check_box, ee2_boost
+from .ee2 import check_box, ee2_boost, euclidemu2_version
 from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
 from .response import ResponseEmulator
 
@@ -193,14 +193,5 @@ def make_hybrid(cola: BoostEmulator | ResponseEmulator, ee2_lcdm: BoostEmulator 
     copied), optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)."""
     info = {"cola_dataset_hash": cola.info.get("dataset_hash", ""), "reference": "EuclidEmulator2",
             "mode": "response" if cola.kind == "response" else "ratio",
-            "euclidemu2_version": _package_version("euclidemu2"), "code_version": cola.info.get("code_version", "")}
+            "euclidemu2_version": euclidemu2_version(), "code_version": cola.info.get("code_version", "")}
     return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm)
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"

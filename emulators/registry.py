@@ -31,6 +31,7 @@ from cosmopipe.integrity import CorruptFileError
 from cosmopipe.sims.dataset import read_dataset
 
 from . import io as _io
+from .loader import load as _load_file
 from .validate import validate
 
 __all__ = ["load", "models_root", "shipped", "model_info", "verify_model", "write_model", "predict",
@@ -138,7 +139,7 @@ def load(name: str | os.PathLike, root: str | os.PathLike | None = None):
     files of a newer format raise CorruptFileError (a ValueError) naming the file."""
     path, model_dir = _resolve(name, root)
     manifest = verify_model(model_dir) if model_dir is not None else None
-    emulator = _io.load(path)
+    emulator = _load_file(path)
     if manifest is not None:
         # Not fields: the short repr shows them (emulators.core.summary).
         object.__setattr__(emulator, "_model_name", manifest["name"])
@@ -195,7 +196,7 @@ def write_model(emulator_path: str | os.PathLike, out_dir: str | os.PathLike, na
     out_dir = Path(out_dir)
     name = name or out_dir.name
     src = Path(emulator_path)
-    emulator = _io.load(src)
+    emulator = _load_file(src)
     if emulator.kind not in ("boost", "hybrid"):
         raise ValueError(f"{src}: a model ships a boost or hybrid emulator, not a {emulator.kind} emulator")
     out_dir.mkdir(parents=True, exist_ok=True)

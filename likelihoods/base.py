@@ -60,7 +60,7 @@ LIKELIHOODS: dict[str, str] = {
     "planck_2018_plik_lite": "cosmopipe.likelihoods.planck:plik_lite_from_config",
     "planck_2018_lowl_tt": "cosmopipe.likelihoods.planck:lowl_tt_from_config",
     "planck_2018_lowl_ee_sroll2": "cosmopipe.likelihoods.planck:lowl_ee_from_config",
-    "planck_2018_lensing": "cosmopipe.likelihoods.planck:lensing_from_config",
+    "planck_2018_lensing": "cosmopipe.likelihoods.planck_lensing:from_config",
     "bao": "cosmopipe.likelihoods.bao:from_config",
     "pantheon": "cosmopipe.likelihoods.sn:pantheon_from_config",
     "pantheon_plus": "cosmopipe.likelihoods.sn:pantheon_plus_from_config",

@@ -37,7 +37,7 @@ from .base import LikelihoodError, TheoryResult
 
 __all__ = [
     "A_PLANCK_PRIOR", "PlikLite", "LowlTT", "LowlEE", "plik_lite", "lowl_tt", "lowl_ee",
-    "plik_lite_from_config", "lowl_tt_from_config", "lowl_ee_from_config", "lensing_from_config",
+    "plik_lite_from_config", "lowl_tt_from_config", "lowl_ee_from_config",
     "theory_cls", "calibration", "read_fortran_matrix",
 ]
 
@@ -339,10 +339,3 @@ def lowl_ee_from_config(section, info) -> LowlEE:
     verify = _verify_option(section)
     section.finish()
     return lowl_ee(info.get("data_dir"), verify=verify)
-
-
-def lensing_from_config(section, info):
-    """See :func:`cosmopipe.likelihoods.planck_lensing.from_config`."""
-    from .planck_lensing import from_config
-
-    return from_config(section, info)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,8 @@ def export_archive(run_dir: Path, dest: Path) -> dict[str, int]:
     source = run_dir / "workflow.yaml"
     if not source.is_file():
         raise FileNotFoundError(f"{source}: not found (is {run_dir} a cosmopipe run directory?)")
-    workflow = load_workflow(_without_seed_from(source, dest), run_dir=run_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        workflow = load_workflow(_without_seed_from(source, Path(scratch)), run_dir=run_dir)
     settings = workflow.stages.get("simulate")
     if settings is None:
         raise ValueError(f"{source}: the workflow has no simulate stage to archive")
@@ -177,7 +179,6 @@ def _without_seed_from(source: Path, scratch: Path) -> Path:
 
     raw = yaml.safe_load(source.read_text())
     raw.get("simulate", {}).pop("seed_from", None)
-    path = scratch / ".workflow-for-archive.yaml"
-    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / "workflow.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -157,4 +157,25 @@ def _print_eta(run_dir: Path, status: dict) -> None:
     print(f"ETA: {left} simulation(s) left at {rate * 3600:.3g} per hour (so far) -> about {left / rate / 60:.1f} min")
 
 
-SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status), "cancel": (_add_cancel, cmd_cancel)}
+def _add_archive(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "archive", help="write a campaign's finished simulations as datasets that can be committed",
+        description="Consolidate every design of RUN_DIR (complete, checksum-verified simulations only) into "
+                    "OUT/<design>.h5, losslessly and with each run of a pair, without writing into RUN_DIR: "
+                    "safe beside a running campaign. A workflow's simulate.seed_from: OUT seeds a new run "
+                    "directory from them.")
+    p.add_argument("run_dir", type=Path, help="run directory of a workflow with a simulate stage")
+    p.add_argument("--out", type=Path, required=True, help="directory for <design>.h5")
+    return p
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from .archive import export_archive
+
+    for design, n in export_archive(args.run_dir, args.out).items():
+        print(f"{design}: {n} simulation(s) -> {args.out / (design + '.h5')}")
+    return 0
+
+
+SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status), "cancel": (_add_cancel, cmd_cancel),
+               "archive": (_add_archive, cmd_archive)}

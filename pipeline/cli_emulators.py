@@ -85,14 +85,14 @@ def _add_predict(subparsers) -> argparse.ArgumentParser:
 def _predict_inputs(args, emu):
     from .cli import parse_params, parse_redshifts
 
-    params = emu.space.complete(parse_params(args.param))
     z = np.asarray(sorted(parse_redshifts(args.z if args.z is not None else [0.0])), dtype=float)
     if args.nk < 1:
         raise _usage(f"--nk must be a positive integer, got {args.nk}")
-    # One cosmology per call: the grid is nk x nz.
+    # One cosmology per call: the grid is nk x nz.  Refused before anything is evaluated.
     if args.nk * z.size > MAX_PREDICT_POINTS:
         raise _usage(f"--nk {args.nk} with {z.size} redshift(s) asks for {args.nk * z.size:,} (k, z) points; "
                      f"at most {MAX_PREDICT_POINTS:,} are allowed (nk x number of redshifts)")
+    params = emu.space.complete(parse_params(args.param))
     if args.k is not None:
         if args.k_min is not None or args.k_max is not None:
             raise _usage("--k: give either --k or --k-min/--k-max/--nk, not both")

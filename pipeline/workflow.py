@@ -191,7 +191,7 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
     ctx = RunContext(workflow, progress=progress, resume=resume, client=client)
     ctx.dry_run = dry_run
     from .logs import attach_run_log
-    from .rundir import remove_stale_temp_files, run_dir_lock
+    from .rundir import STALE_TEMP_SECONDS, remove_stale_temp_files, run_dir_lock
 
     try:
         # Everything that can refuse the workflow runs before the first write.
@@ -207,11 +207,19 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
         with run_dir_lock(workflow.run_dir):
             remove_stale_temp_files(workflow.run_dir)
             _save_resolved(workflow)
-            with attach_run_log(workflow.run_dir / "run.log"):
-                for name in names:
-                    log.info("stage %s: starting (run directory %s)", name, workflow.run_dir)
-                    registry[name].run(workflow.stages[name], ctx)
-                    log.info("stage %s: done", name)
+            try:
+                with attach_run_log(workflow.run_dir / "run.log"):
+                    for name in names:
+                        log.info("stage %s: starting (run directory %s)", name, workflow.run_dir)
+                        registry[name].run(workflow.stages[name], ctx)
+                        log.info("stage %s: done", name)
+            finally:
+                # A run that stops (a full disk, say) leaves no temp file: once our own cluster
+                # is closed no writer of this run is left, and the lock keeps others out.  The
+                # workers of an existing scheduler may still be writing: only stale ones go.
+                ctx.close()
+                own = ctx._own_client and (workflow.cluster is None or workflow.cluster.kind != "address")
+                remove_stale_temp_files(workflow.run_dir, min_age_s=0.0 if own else STALE_TEMP_SECONDS)
     finally:
         ctx.close()
 

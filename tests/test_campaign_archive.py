@@ -5,15 +5,14 @@ committed as they accumulate and a new run directory is seeded from them.  The s
 run must consolidate to the very same spectra, run only what the archive lacks, and
 refuse an archive made with other physics.
 """
-import shutil
-
 import numpy as np
 import pytest
 import yaml
 
 from cosmopipe.sims.dataset import read_dataset
 from cosmopipe.schema import ConfigError
-from cosmopipe.pipeline.simulate import TWIN_SUFFIX, campaign_status, consolidate, design_points
+from cosmopipe.pipeline.cli import main
+from cosmopipe.pipeline.simulate import TWIN_SUFFIX, campaign_status, design_points
 from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 from test_campaign import client, tiny_workflow  # noqa: F401 - the module's Dask cluster fixture
 
@@ -59,15 +58,13 @@ def test_run_dir_seeded_from_an_archive_runs_only_the_rest(tmp_path, client, cap
     assert original["train"].pk_runs.shape == (6, 2, 2, 6)             # (sims, pair, z, k)
 
     # The archive: what was committed, short of one pair (the machine was lost mid-campaign).
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    shutil.copy(first.run_dir / "datasets" / "test.h5", archive / "test.h5")
     partial = first.run_dir / "sims" / "train"
     for sid in ("train-0002", "train-0002" + TWIN_SUFFIX):
         (partial / f"{sid}.h5").unlink()
-    ids, _, box = design_points(first.stages["simulate"])["train"]
-    consolidate(first.stages["simulate"], first.run_dir, "train", ids, box, first.raw)
-    shutil.copy(first.run_dir / "datasets" / "train.h5", archive / "train.h5")
+    archive = tmp_path / "archive"
+    assert main(["archive", str(first.run_dir), "--out", str(archive)]) == 0
+    assert sorted(p.name for p in archive.iterdir()) == ["test.h5", "train.h5"]
+    assert len(read_dataset(archive / "train.h5").sim_ids) == 4
 
     second = load_workflow(_twin_workflow(tmp_path, "second", seed_from=str(archive)))
     caplog.set_level("INFO", logger="cosmopipe.simulate")

@@ -327,7 +327,7 @@ def _default_out(s: TrainSettings) -> str:
 
 def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_linear: bool, log,
                target: str = "boost", params: tuple | None = None) -> bool:
-    from cosmopipe.emulators.io import load
+    from cosmopipe.emulators.loader import load
 
     if not path.is_file():
         return False
@@ -350,7 +350,8 @@ def run_train(s: TrainSettings, ctx) -> None:
 
     from cosmopipe.emulators.boost import dataset_space, train_boost
     from cosmopipe.emulators.hybrid import make_hybrid
-    from cosmopipe.emulators.io import load, save
+    from cosmopipe.emulators.io import save
+    from cosmopipe.emulators.loader import load
     from cosmopipe.emulators.response import train_response
 
     dataset_path = _path(ctx, s.dataset, "datasets/train.h5")
@@ -391,7 +392,7 @@ def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
     """The EE2 surrogate for ``emu``'s LCDM slice: reused from an existing hybrid file
     made with the same settings, else trained (minutes)."""
     from cosmopipe.emulators.ee2_lcdm import lcdm_space, train_ee2_lcdm
-    from cosmopipe.emulators.io import load
+    from cosmopipe.emulators.loader import load
 
     space = lcdm_space(emu.space)
     z_max = max(emu.z_range[1], emu.linear.z_range[1] if emu.linear is not None else 0.0)
@@ -521,7 +522,7 @@ def plan_validate(s: ValidateSettings, ctx) -> str:
 def run_validate(s: ValidateSettings, ctx) -> None:
     from cosmopipe.sims.dataset import read_dataset
 
-    from cosmopipe.emulators.io import load
+    from cosmopipe.emulators.loader import load
     from cosmopipe.emulators.validate import validate
 
     test = read_dataset(_path(ctx, s.test, "datasets/test.h5"))
