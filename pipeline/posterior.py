@@ -3,10 +3,10 @@
 A run directory holds ``<out>/summary.json`` (written by the sample stage; it
 names the GetDist root ``<out>/<name>`` of ``<name>_<i>.txt``, ``.paramnames``,
 ``.ranges``, and the fiducial parameters of the mock data when the likelihoods
-say).  :func:`triangle_plot` overlays several runs with 68/95% filled
-contours; :func:`constraints_tables` gives marginalised means and 68% limits
+say).  :func:`constraints_tables` gives marginalised means and 68% limits
 as Markdown and LaTeX (GetDist's limits: two-tail, or a one-tail 68% bound
-when the posterior is open at a prior edge).
+when the posterior is open at a prior edge).  The triangle plot itself is
+:func:`cosmopipe.pipeline.plotting.triangle_plot`.
 """
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ import contextlib
 import io
 import json
 import logging
-import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["PosteriorRun", "find_chains", "load_run", "common_params", "triangle_plot", "constraints_tables"]
+__all__ = ["PosteriorRun", "find_chains", "load_run", "common_params", "constraints_tables"]
 
 log = logging.getLogger("cosmopipe.posterior")
 
@@ -114,33 +112,6 @@ def _check_params(samples_list: Sequence, params: Sequence[str], labels: Sequenc
         if missing:
             raise ValueError(f"run {label} has no parameter(s) {', '.join(missing)}; it has "
                              f"{', '.join(_plot_names(s))}")
-
-
-def triangle_plot(samples_list: Sequence, params: Sequence[str], out: str | Path,
-                  labels: Sequence[str], markers: Mapping[str, float] | None = None) -> Path:
-    """GetDist triangle plot, 68/95% filled contours, runs overlaid, markers at fiducial values; PNG/PDF."""
-    from getdist import plots
-
-    _check_params(samples_list, params, labels)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    g = plots.get_subplot_plotter(width_inch=max(4.0, 1.6 * len(params)))
-    g.settings.num_plot_contours = 2
-    g.settings.legend_fontsize = 12
-    g.settings.alpha_filled_add = 0.55          # later runs translucent over earlier ones
-    marks = {k: v for k, v in (markers or {}).items() if k in params}
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    with warnings.catch_warnings():
-        # GetDist's tick formatter uses a matplotlib attribute deprecated in 3.11 (harmless, very chatty).
-        warnings.filterwarnings("ignore", message="The format attribute was deprecated")
-        g.triangle_plot(list(samples_list), list(params), filled=True, legend_labels=list(labels),
-                        markers=marks or None)
-        g.export(str(tmp))
-    os.replace(tmp, out)
-    import matplotlib.pyplot as plt
-
-    plt.close(g.fig)
-    return out
 
 
 def _latex_escape(text: str) -> str:

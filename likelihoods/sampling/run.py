@@ -1,36 +1,5 @@
-"""The sampling run: independent emcee ensembles, checkpointed, checked for convergence.
-
-A run is ``chains`` independent emcee ensembles (the affine-invariant stretch
-move, or differential evolution with ``moves: de``), each checkpointed step by
-step to its own HDF5 file in emcee's ``HDFBackend`` layout
-(``<out>/chain_<i>.h5``, readable with ``emcee.backends.HDFBackend``), so a
-killed run continues with ``resume`` and loses no stored step; a resumed run repeats exactly the random numbers
-the uninterrupted run would have drawn.
-
-Convergence (checked every ``check_every`` steps):
-
-* autocorrelation: for every parameter the chain is at least
-  ``tau_factor`` integrated autocorrelation times tau long (tau from
-  emcee's walker-averaged estimator, the largest over the chains), and every
-  tau changed by less than ``tau_rtol`` (relative) since the previous check;
-* Gelman-Rubin across the chains after discarding 2 tau of burn-in: R-1 is the
-  largest eigenvalue of W^-1 B (B the covariance of the chain means, W the
-  mean within-chain covariance), which bounds the per-parameter ratios; it must
-  be below ``rminus1``.  With one chain this test cannot be made and is skipped
-  (the summary says so).
-
-The run stops on convergence or when every chain has ``max_steps`` steps,
-and says which.  Derived parameters and each likelihood's ln L travel as
-emcee blobs.  The likelihood is evaluated either in this process (emcee's
-``vectorize``: one call per half-ensemble) or on a Dask cluster through
-:class:`DaskPool`, a ``map`` over ``client.map``/``client.gather``;
-:func:`choose_parallel` picks one from the measured cost of one evaluation.
-``chains`` runs each chain, vectorised, as one Dask task from one convergence
-check to the next (:func:`advance_chain_file`: the chain file carries the
-walkers, blobs and random state, so the steps are those of an in-process run):
-no per-step round trip, so it pays for likelihoods of a few milliseconds that
-are too cheap for ``dask`` but leave the other cores idle in one process.
-"""
+"""The sampling loop: independent emcee ensembles run to convergence or budget, checkpointed
+step by step, resumable to the identical chains (see the package docstring for the tests)."""
 from __future__ import annotations
 
 import contextlib
