@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
-
+from cosmopipe.h5format import open_file
 from cosmopipe.integrity import CorruptFileError, reading, verify, warn_unverified
 
 from .boost import BoostEmulator
@@ -20,7 +19,7 @@ from .response import ResponseEmulator
 __all__ = ["load"]
 
 
-def _read(group: h5py.Group):
+def _read(group):
     kind = _attr(group, "kind")
     if kind not in KINDS:
         raise _Corrupt(f"{group.name}: unknown emulator kind {kind!r} (known: {', '.join(KINDS)})")
@@ -61,13 +60,7 @@ def load(path: str | Path):
     written by a newer cosmopipe, incomplete, fails a checksum or is
     internally inconsistent."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such emulator file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CorruptFileError(path, f"not a readable emulator file: cannot be read as HDF5 (truncated, or not "
-                                     f"HDF5 at all: {exc})") from None
+    f = open_file(path, "emulator file")
     with f, reading(path, "emulator content"):
         version = _check_header(path, f)
         if version >= 2:

@@ -158,16 +158,11 @@ def read_dataset(path: str | Path) -> SimDataset:
 
     Raises FileNotFoundError when absent and CorruptFileError (a ValueError)
     naming the file for foreign, partial, damaged or checksum-failing files."""
-    from cosmopipe.h5format import read_header
+    from cosmopipe.h5format import open_file, read_header
     from cosmopipe.integrity import CorruptFileError, reading, verify, warn_unverified
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such dataset file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CorruptFileError(path, f"not a cosmopipe dataset (cannot be read as HDF5: {exc})") from None
+    f = open_file(path, "dataset file")
     with f, reading(path, "dataset content"):
         fmt, version, complete = read_header(f.attrs)
         if fmt != FORMAT:

@@ -37,3 +37,26 @@ def read_header(attrs: Mapping[str, Any]) -> Header:
     False for a missing ``complete``).  Raises what h5py raises for an unreadable attribute."""
     return Header(attr_value(attrs.get("format")), attr_value(attrs.get("format_version")),
                   attr_value(attrs.get("complete", False)))
+
+
+def open_file(path, what: str):
+    """``path`` (a str or Path) opened read-only as HDF5.
+
+    FileNotFoundError when absent; CorruptFileError naming the file and ``what`` it should
+    be (e.g. "dataset file") when it cannot be read as HDF5 at all (truncated, foreign).
+    """
+    from pathlib import Path
+
+    import h5py
+
+    from .integrity import CorruptFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CorruptFileError(path, f"not a readable {what}: cannot be read as HDF5 (truncated, or not HDF5 "
+                                     f"at all: {exc})") from None
+
