@@ -12,7 +12,7 @@ from cosmopipe.pipeline.cluster import (cluster_plan, exposed_without_tls, job_s
 from cosmopipe.schema import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((REPO / "workflows").glob("*.yaml"))
+WORKFLOWS = sorted(p for p in (REPO / "workflows").glob("*.yaml") if not p.name.startswith("cobaya_"))  # Cobaya inputs
 SLURM = {"cores": 8, "memory": "32GB", "walltime": "02:00:00", "queue": "regular", "account": "m1234"}
 
 
