@@ -56,6 +56,8 @@ def campaign(tmp_path_factory):
     return tmp / "out", _run_example("run_a_campaign.py", [str(tmp / "out")], tmp)
 
 
+# The campaign example takes ~70 s on 2 cores: with the slow physics runs (--runslow).
+@pytest.mark.slow
 def test_run_a_campaign(campaign):
     out, stdout = campaign
     run = out / "run"
@@ -93,6 +95,7 @@ def _check_query_output(stdout: str, png: Path) -> None:
     assert f"wrote {png}" in stdout and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_query_predictions_on_the_campaign_emulator(campaign, tmp_path):
     out, _ = campaign
     emu = out / "run" / "emulators" / "boost.h5"
