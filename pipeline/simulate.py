@@ -480,14 +480,14 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
         bar = tqdm(total=len(futures), desc="simulations", unit="sim", disable=not ctx.progress, smoothing=0.1)
         # Log lines go above the bar instead of breaking it (root holds the console handler).
         redirect = logging_redirect_tqdm(loggers=[logging.root]) if ctx.progress else contextlib.nullcontext()
-        finished = 0
+        finished, t_loop = 0, time.perf_counter()
         with redirect:
             for fut in as_completed(futures):
                 sid = futures[fut]
                 if fut.status == "finished":
                     info = fut.result()
-                    log.info("%s %s on %s (%s) in %.1f s", sid, info["status"], info["worker"], info["host"],
-                             info["seconds"])
+                    log.info("%s %s on %s (%s) in %.1f s; %s", sid, info["status"], info["worker"], info["host"],
+                             info["seconds"], _progress_line(finished + 1, len(futures), time.perf_counter() - t_loop))
                 else:
                     exc = fut.exception()
                     if fatal_os_error(exc):
@@ -517,6 +517,13 @@ def run_simulate(settings: SimulateSettings, ctx: RunContext) -> None:
         log.error("simulate: %d simulation(s) failed: %s (tracebacks above and in sims/*/*.failed); "
                   "rerun the workflow to retry them", len(failures), ", ".join(failures))
         raise RuntimeError(f"{len(failures)} simulation(s) failed: {', '.join(failures[:10])}")
+
+
+def _progress_line(done: int, total: int, elapsed: float) -> str:
+    """'12/500 done, ETA 3.1 h' from the rate so far (the log's ETA; the bar has its own)."""
+    remaining = (total - done) * elapsed / max(done, 1)
+    eta = f"{remaining / 3600:.1f} h" if remaining >= 3600 else f"{remaining / 60:.0f} min"
+    return f"{done}/{total} done, ETA {eta}"
 
 
 def _duration(core_seconds: float) -> str:

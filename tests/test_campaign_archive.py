@@ -72,6 +72,7 @@ def test_run_dir_seeded_from_an_archive_runs_only_the_rest(tmp_path, client, cap
     log = caplog.text
     assert "4 simulation(s) of design train taken from the archive" in log
     assert "1 already complete" not in log and "8 simulations in 2 design(s); 6 already complete, 2 to run" in log
+    assert "; 2/2 done, ETA 0 min" in log                  # the log says how far a campaign is
     for design in ("train", "test"):
         got = read_dataset(second.run_dir / "datasets" / f"{design}.h5")
         ref = original[design]
@@ -91,3 +92,10 @@ def test_archive_with_other_physics_is_refused(tmp_path, client):  # noqa: F811
     with pytest.raises(ValueError, match=r"(train|test)\.h5: simulate\.seed_from: this archive was made with other "
                                          r"simulation settings: steps: 4 -> 5"):
         run_workflow(load_workflow(other), progress=False, client=client)
+
+
+def test_progress_line_extrapolates_the_rate_so_far():
+    from cosmopipe.pipeline.simulate import _progress_line
+
+    assert _progress_line(10, 40, 600.0) == "10/40 done, ETA 30 min"
+    assert _progress_line(12, 500, 2400.0) == "12/500 done, ETA 27.1 h"
