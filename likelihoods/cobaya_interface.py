@@ -33,8 +33,11 @@ cls           ``Cl`` {tt, te, ee, bb, pp: lmax}, lensed,              cls [muK^2
               ``get_Cl(ell_factor=False, units='FIRASmuK2')``         C_L^phiphi], ell = 0..lmax
 ============  ====================================================  =====================================
 
-``pk_lin`` / ``pk_nl`` are not translated yet (the shear likelihood reads its own power
-source and needs no theory); a likelihood asking for them is refused at initialisation.
+``pk_lin`` / ``pk_nl`` are not translated: the LSST-Y1 shear likelihood has its own wrapper,
+:class:`~cosmopipe.likelihoods.cobaya_shear.LSSTY1Shear` (``lsst_y1_shear`` in
+:data:`COBAYA_CLASSES`), which asks Cobaya for ``Pk_interpolator`` and ``Hubble`` directly;
+a CosmopipeLikelihood asking for them is refused at initialisation.  The project's
+emulators are a Cobaya theory in :mod:`cosmopipe.likelihoods.cobaya_theory`.
 Nuisance parameters (``parameters()``, e.g. Planck's A_planck) are declared as the
 class's Cobaya ``params`` with the same Gaussian / uniform prior.
 
@@ -50,10 +53,11 @@ from cobaya.likelihood import Likelihood
 from cosmopipe.schema import Section
 
 from .base import LIKELIHOODS, likelihood_factory
+from .cobaya_shear import LSSTY1Shear
 from .theory.camb_theory import N_EFF
 from .theory.contract import LENS_MARGIN, TheoryResult, TheorySetupError
 
-__all__ = ["CosmopipeLikelihood", "BAO", "Pantheon", "PantheonPlus", "PlikLite", "LowlTT", "LowlEE",
+__all__ = ["CosmopipeLikelihood", "BAO", "Pantheon", "PantheonPlus", "PlikLite", "LowlTT", "LowlEE", "LSSTY1Shear",
            "COBAYA_CLASSES", "CAMB_EXTRA_ARGS", "cobaya_likelihood_class", "cobaya_requirements",
            "theory_from_provider", "cobaya_params", "data_redshifts"]
 
@@ -259,10 +263,13 @@ class LowlEE(CosmopipeLikelihood):
     params = _A_PLANCK
 
 
-COBAYA_CLASSES = {cls.registry_name: cls for cls in (BAO, Pantheon, PantheonPlus, PlikLite, LowlTT, LowlEE)}
+# The shear likelihood (its own module: it reads P_nl and the background from the theory)
+# is listed under the project's name too.
+COBAYA_CLASSES = {**{cls.registry_name: cls for cls in (BAO, Pantheon, PantheonPlus, PlikLite, LowlTT, LowlEE)},
+                  "lsst_y1_shear": LSSTY1Shear}
 
 
-def cobaya_likelihood_class(name: str) -> type[CosmopipeLikelihood]:
+def cobaya_likelihood_class(name: str) -> type[Likelihood]:
     """The Cobaya likelihood class of the project likelihood registered as ``name``."""
     if name not in COBAYA_CLASSES:
         known = ", ".join(sorted(COBAYA_CLASSES))

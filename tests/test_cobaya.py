@@ -84,8 +84,9 @@ def test_registry_names_give_the_classes():
     assert ci.cobaya_likelihood_class("bao") is ci.BAO
     assert ci.cobaya_likelihood_class("pantheon_plus") is ci.PantheonPlus
     assert ci.cobaya_likelihood_class("planck_2018_plik_lite") is ci.PlikLite
+    assert ci.cobaya_likelihood_class("lsst_y1_shear") is ci.LSSTY1Shear
     with pytest.raises(KeyError, match="not wrapped yet"):
-        ci.cobaya_likelihood_class("lsst_y1_shear")
+        ci.cobaya_likelihood_class("planck_2018_lensing")
 
 
 def test_requirements_are_translated(model):

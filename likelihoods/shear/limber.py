@@ -208,9 +208,14 @@ class ShearModel:
         """Radial weights at the Limber nodes: z, chi [Mpc/h], the kernels g_i = q_i + I_i
         (nbins, nnodes) [h/Mpc], and the Simpson measure dchi / chi^2 [h/Mpc]."""
         bg = background(cosmo)
+        E = bg.E(self.z_fine)
+        return self.kernels_from(E, comoving_distance_grid(self.z_fine, E), bg.Omega_m, bg.growth, nuis)
+
+    def kernels_from(self, E: np.ndarray, chi: np.ndarray, Omega_m: float, growth, nuis: Nuisance) -> dict:
+        """:meth:`kernels` from a background given on the fine grid ``z_fine``: E = H/H0 and
+        chi [Mpc/h] (nfine,), Omega_m (total matter today) and ``growth(z) -> D(z)``, D(0) = 1,
+        called at the Limber nodes only when A_IA != 0 (a theory code's background, e.g. Cobaya's)."""
         z = self.z_fine
-        E = bg.E(z)
-        chi = comoving_distance_grid(z, E)
         nz = self.shifted_nz(nuis.dz)
         dz = np.diff(z)
         inv_chi = np.zeros_like(chi)
@@ -223,10 +228,10 @@ class ShearModel:
         s1[:, :-1] = np.cumsum((0.5 * (nzc[:, 1:] + nzc[:, :-1]) * dz)[:, ::-1], axis=1)[:, ::-1]
         sl = slice(self.node_step, None, self.node_step)
         zn, chin, En = z[sl], chi[sl], E[sl]
-        q = 1.5 * bg.Omega_m / HUBBLE_DISTANCE**2 * (1.0 + zn) * chin * (s0[:, sl] - chin * s1[:, sl])
+        q = 1.5 * Omega_m / HUBBLE_DISTANCE**2 * (1.0 + zn) * chin * (s0[:, sl] - chin * s1[:, sl])
         g = q
         if nuis.A_IA != 0.0:
-            amp = -nuis.A_IA * self.conventions.c1_rho_crit * bg.Omega_m / bg.growth(zn) * ((1.0 + zn) / (1.0 + IA_PIVOT_Z)) ** nuis.eta_IA
+            amp = -nuis.A_IA * self.conventions.c1_rho_crit * Omega_m / growth(zn) * ((1.0 + zn) / (1.0 + IA_PIVOT_Z)) ** nuis.eta_IA
             g = q + amp * nz[:, sl] * En / HUBBLE_DISTANCE
         measure = self.node_weights * HUBBLE_DISTANCE / En / chin**2
         return {"z": zn, "chi": chin, "g": g, "measure": measure, "nz": nz}
@@ -238,9 +243,9 @@ class ShearModel:
         lnp = self.power.log_pk(cosmo, self.k, self.z_power)
         return self.z_interp @ lnp
 
-    def _cl_tilde(self, cosmo, nuis, ell, lnp=None) -> np.ndarray:
+    def _cl_tilde(self, cosmo, nuis, ell, lnp=None, kern=None) -> np.ndarray:
         """Limber C_ell without T(ell) and without shear bias, (npairs, nell)."""
-        kern = self.kernels(cosmo, nuis)
+        kern = self.kernels(cosmo, nuis) if kern is None else kern
         lnp = self.log_pk_nodes(cosmo) if lnp is None else lnp
         P = _power_at(lnp, self.lnk0, self.dlnk, np.log(kern["chi"]), np.log(np.asarray(ell, dtype=float) + 0.5))
         g, w = kern["g"], kern["measure"]
@@ -264,8 +269,10 @@ class ShearModel:
         cosmo, nuis = self.split(params, strict=strict)
         return self.xi_from(cosmo, nuis)
 
-    def xi_from(self, cosmo: Cosmology, nuis: Nuisance, lnp: np.ndarray | None = None):
-        f = self._cl_tilde(cosmo, nuis, self.ell_nodes, lnp) * (self.ell_nodes**2 * self._bias(nuis)[:, None])
+    def xi_from(self, cosmo: Cosmology, nuis: Nuisance, lnp: np.ndarray | None = None, kern: dict | None = None):
+        """xi+, xi- (npairs, ntheta); ``lnp`` ln P at (nodes, k) and ``kern`` (:meth:`kernels_from`)
+        replace the power source and the background of ``cosmo`` when given."""
+        f = self._cl_tilde(cosmo, nuis, self.ell_nodes, lnp, kern) * (self.ell_nodes**2 * self._bias(nuis)[:, None])
         return f @ self.M_plus.T, f @ self.M_minus.T
 
     def data_vector(self, params: Mapping[str, float], strict: bool = True) -> np.ndarray:
