@@ -65,7 +65,7 @@ def small_emulator(path: Path) -> str:
     from cosmopipe.emulators.params import ParameterSpace
     from cosmopipe.emulators.synthetic import ee2_dataset
     from cosmopipe.emulators.training import FitSettings
-    from cosmopipe.likelihoods.shear.background import background
+    from cosmopipe.likelihoods.theory.background import background
     from cosmopipe.sims.cosmology import Cosmology
 
     box = {"Omega_m": (0.28, 0.36), "Omega_b": (0.045, 0.053), "h": (0.63, 0.72), "A_s": (1.8e-9, 2.4e-9),

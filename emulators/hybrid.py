@@ -124,6 +124,23 @@ class HybridEmulator:
         theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
         return self._log_boost(theta, self.cola.model.operator(k, z, "hybrid emulator"), single, ee2)
 
+    def log_cola_ratio(self, k: Any, z: Any, params: Any, extrapolate: bool = False) -> np.ndarray:
+        """ln of what COLA adds to EE2: ln R_emu(theta) (response mode) or
+        ln B_COLA(theta) - ln B_COLA(theta_LCDM) (ratio mode); shaped like :meth:`boost`."""
+        theta, single = self.cola.space.read(params, extrapolate, who="hybrid emulator")
+        op = self.cola.model.operator(k, z, "hybrid emulator")
+        out = self._log_cola_ratio(theta, op)
+        return out[0] if single else out
+
+    def _log_cola_ratio(self, theta: np.ndarray, op) -> np.ndarray:
+        if self.cola.kind == "response":
+            return self.cola.log_response_theta(theta, op)
+        # One network pass for theta and theta_LCDM together: at w0 = -1 the
+        # two rows are identical and their difference is exactly zero.
+        n = theta.shape[0]
+        q = self.cola.model.apply(np.vstack([theta, self._lcdm(theta)]), op)
+        return q[:n] - q[n:]
+
     def ln_ee2_lcdm(self, theta_lcdm: np.ndarray, z: np.ndarray, k: np.ndarray, ee2: str = "exact") -> np.ndarray:
         """ln B_EE2 (n, nz, nk) at rows of theta_LCDM (n, p) in :attr:`params` order, checked
         against EE2's box; any z in [0, 10] (surrogate: its trained range) and k > 0 [h/Mpc]."""
@@ -150,16 +167,7 @@ class HybridEmulator:
         return ee2_lcdm_log_boost(self.ee2_lcdm, theta_lcdm, self.space.names, z, k)
 
     def _log_boost(self, theta, op, single, ee2="exact"):
-        n = theta.shape[0]
-        lcdm = self._lcdm(theta)
-        ln_ee2 = self.ln_ee2_lcdm(lcdm, op.z, op.k, ee2)
-        if self.cola.kind == "response":
-            out = ln_ee2 + self.cola.log_response_theta(theta, op)
-            return out[0] if single else out
-        # One network pass for theta and theta_LCDM together: at w0 = -1 the
-        # two rows are identical and their difference is exactly zero.
-        q = self.cola.model.apply(np.vstack([theta, lcdm]), op)
-        out = ln_ee2 + (q[:n] - q[n:])
+        out = self.ln_ee2_lcdm(self._lcdm(theta), op.z, op.k, ee2) + self._log_cola_ratio(theta, op)
         return out[0] if single else out
 
     def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:

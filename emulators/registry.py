@@ -34,7 +34,7 @@ from . import io as _io
 from .loader import load as _load_file
 from .validate import validate
 
-__all__ = ["load", "models_root", "shipped", "model_info", "verify_model", "write_model", "predict",
+__all__ = ["load", "models_root", "shipped", "model_info", "model_file", "verify_model", "write_model", "predict",
            "default_grid", "MODELS_ENV", "MANIFEST", "CARD", "MANIFEST_FORMAT", "MANIFEST_VERSION"]
 
 MODELS_ENV = "COSMOPIPE_MODELS"
@@ -147,6 +147,14 @@ def load(name: str | os.PathLike, root: str | os.PathLike | None = None):
     return emulator
 
 
+def model_file(name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The emulator file of a shipped model (checked against its manifest) or of a path."""
+    path, model_dir = _resolve(name, root)
+    if model_dir is not None:
+        verify_model(model_dir)
+    return path
+
+
 def model_info(root: str | os.PathLike | None = None) -> list[dict]:
     """One dict per shipped model: name, kind, box, k and z range, accuracy (from the manifests)."""
     return [{"name": name, **{key: value for key, value in _manifest(models_root(root) / name).items()
@@ -214,6 +222,10 @@ def write_model(emulator_path: str | os.PathLike, out_dir: str | os.PathLike, na
         scratch = out_dir / ".validation"
         validation = validate(emulator, datasets["test"], scratch, compare_ee2=compare_ee2, plot=False)
         tables = Path(validation.files["markdown"]).read_text()
+        # Next to the emulator, where the sample stage's guard looks for the validate report.
+        report = f"{emulator.kind}.validation.json"
+        shutil.copyfile(validation.files["json"], out_dir / report)
+        files[report] = out_dir / report
         shutil.rmtree(scratch, ignore_errors=True)
     speed = measure_speed(emulator)
     entries = {target: _entry(out_dir / target, is_emulator=target == f"{emulator.kind}.h5") for target in files}
@@ -243,10 +255,12 @@ def _accuracy_line(validation) -> str:
         return "not validated (no test set)"
     s = validation.summary
     parts = [f"{s['n_used']} test simulations"]
-    if "p95_max_error_k_le_1_z_le_3" in s:
-        parts.append(f"p95 of max |dB/B| (k <= 1 h/Mpc, z <= 3) {100 * s['p95_max_error_k_le_1_z_le_3']:.2f} %")
     if "ee2_p95_max_error_k_le_1_z_le_2" in s:
         parts.append(f"vs EE2 p95 {100 * s['ee2_p95_max_error_k_le_1_z_le_2']:.2f} % (k <= 1, z <= 2)")
+    if "p95_max_error_k_le_1_z_le_3" in s:
+        what = "dR/R" if "response" in s.get("simulation_reference", "") else "dB/B"
+        parts.append(f"p95 of max |{what}| vs simulations (k <= 1 h/Mpc, z <= 3) "
+                     f"{100 * s['p95_max_error_k_le_1_z_le_3']:.2f} %")
     return "; ".join(parts)
 
 

@@ -125,18 +125,15 @@ class ResponseEmulator:
 def twin_pairs(dataset) -> tuple[np.ndarray, np.ndarray, int]:
     """Row indices (X, X-lcdm) of the complete twin pairs and the number of unpaired points.
 
-    A twin without its partner, or a twin whose parameters are not its partner's
-    at w0 = -1, wa = 0, is an error naming the ids; a point without a twin (a
-    test point, or an interrupted campaign) is skipped and counted."""
+    A twin whose parameters are not its partner's at w0 = -1, wa = 0 is an error
+    naming the ids.  A point without its twin, or a twin without its point (an
+    interrupted campaign finishes them in any order), is skipped and counted."""
     ids = [str(s) for s in dataset.sim_ids]
     index = {sid: i for i, sid in enumerate(ids)}
     orphans = [sid for sid in ids if sid.endswith(TWIN_SUFFIX) and sid[:-len(TWIN_SUFFIX)] not in index]
-    if orphans:
-        raise ValueError(f"dataset: LCDM twin(s) {', '.join(orphans[:5])} without the simulation(s) "
-                         f"{', '.join(s[:-len(TWIN_SUFFIX)] for s in orphans[:5])} they pair with")
     points = [i for i, sid in enumerate(ids) if not sid.endswith(TWIN_SUFFIX)]
     paired = [(i, index[ids[i] + TWIN_SUFFIX]) for i in points if ids[i] + TWIN_SUFFIX in index]
-    unpaired = len(points) - len(paired)
+    unpaired = len(points) - len(paired) + len(orphans)
     if not paired:
         raise ValueError(f"dataset: no LCDM twin pairs (ids X and X{TWIN_SUFFIX}) among its {len(ids)} simulations; "
                          "simulate the design with 'twins: lcdm'")
@@ -152,7 +149,11 @@ def twin_pairs(dataset) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError(f"dataset: {ids[b[i]]} is not the LCDM twin of {ids[a[i]]} (its parameters differ "
                          "by more than w0 -> -1, wa -> 0)")
     if unpaired:
-        log.info("response: %d of %d simulations have no LCDM twin and are skipped", unpaired, len(points))
+        log.info("response: %d of %d simulations have no LCDM twin and are skipped", unpaired - len(orphans),
+                 len(points))
+    if orphans:
+        log.info("response: %d LCDM twin(s) without their simulation are skipped (%s%s)", len(orphans),
+                 ", ".join(orphans[:5]), ", ..." if len(orphans) > 5 else "")
     return a, b, unpaired
 
 

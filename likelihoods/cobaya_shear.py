@@ -68,7 +68,7 @@ from cobaya.typing import empty_dict
 
 from cosmopipe.schema import ConfigError, Section
 
-from .shear.background import comoving_distance_grid
+from .theory.background import comoving_distance_grid
 from .shear.likelihood import ShearLikelihood, default_priors, from_config
 from .shear.limber import nuisance_names
 from .theory.matter_power import extend_log_pk

@@ -21,7 +21,7 @@ Pk_interpolator, Pk_grid         total matter, var_pair (delta_tot, delta_tot) o
                                  likelihood's ``emulator`` power source, same ranges and
                                  continuations); nonlinear=False: its linear-power emulator
 Hubble                           H(z) of the flat w0waCDM background with massive neutrinos   km/s/Mpc
-                                 (:mod:`cosmopipe.likelihoods.shear.background`)              (or 1/Mpc)
+                                 (:mod:`cosmopipe.likelihoods.theory.background`)              (or 1/Mpc)
 comoving_radial_distance         chi(z), Simpson in ln(1+z), relative error < 1e-10 to z = 3,  Mpc
                                  < 1e-8 to z = 1100
 angular_diameter_distance        chi(z) / (1 + z) (flat)                                      Mpc
@@ -73,7 +73,7 @@ from cosmopipe.emulators import load as load_emulator
 from cosmopipe.emulators import shipped
 from cosmopipe.sims.cosmology import Cosmology
 
-from .shear.background import HUBBLE_DISTANCE, background
+from .theory.background import HUBBLE_DISTANCE, background
 from .theory import params as vocabulary
 from .theory.contract import TheorySetupError
 from .theory.matter_power import EmulatorPower, _linear_log_pk

@@ -30,7 +30,7 @@ def _check_sample(settings: Any, ctx) -> None:
 
     # The real run's first two steps: they load every data and emulator file and
     # resolve the sampled and fixed parameter names against the likelihoods.
-    likelihoods = _build_likelihoods(settings, Path(ctx.run_dir))
+    likelihoods = _build_likelihoods(settings, Path(ctx.run_dir), dry_run=True)
     build_posterior(settings, likelihoods, logging.getLogger("cosmopipe.dryrun"))
 
 
@@ -50,10 +50,9 @@ def _check_validate(settings: Any, ctx) -> None:
 
 
 def _check_bias(settings: Any, ctx) -> None:
-    from cosmopipe.pipeline.stages.posterior import _run_path
+    from cosmopipe.pipeline.stages.emulator_bias import check_bias
 
-    for key in ("emulator", "test"):
-        _need_file(_run_path(ctx, getattr(settings, key)).resolve(), settings.source, f"emulator_bias.{key}")
+    check_bias(settings, ctx)
 
 
 def settings_source(settings: Any, ctx) -> str:

@@ -34,7 +34,7 @@ __all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry",
 log = logging.getLogger("cosmopipe.workflow")
 
 _STAGE_MODULES = ("cosmopipe.pipeline.simulate", "cosmopipe.pipeline.stages.emulators", "cosmopipe.pipeline.stages.observables",
-                  "cosmopipe.pipeline.stages.posterior")
+                  "cosmopipe.pipeline.stages.posterior", "cosmopipe.pipeline.stages.emulator_bias")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from cobaya.model import get_model  # noqa: E402
 
 from cosmopipe.likelihoods import cobaya_interface as ci  # noqa: E402
 from cosmopipe.likelihoods import data_registry as reg  # noqa: E402
-from cosmopipe.likelihoods.shear.background import background, comoving_distance_grid  # noqa: E402
+from cosmopipe.likelihoods.theory.background import background, comoving_distance_grid  # noqa: E402
 from cosmopipe.schema import Section  # noqa: E402
 from cosmopipe.sims.cosmology import Cosmology  # noqa: E402
 

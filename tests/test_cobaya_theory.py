@@ -22,7 +22,7 @@ from cobaya.model import get_model  # noqa: E402
 
 from cosmopipe.likelihoods.cobaya_theory import (EmulatedMatterPower, comoving_distance, cosmology_of,  # noqa: E402
                                                  vocabulary_of)
-from cosmopipe.likelihoods.shear.background import background  # noqa: E402
+from cosmopipe.likelihoods.theory.background import background  # noqa: E402
 from cosmopipe.likelihoods.theory.contract import TheorySetupError  # noqa: E402
 from cosmopipe.likelihoods.theory.matter_power import EmulatorPower  # noqa: E402
 from cosmopipe.sims.cosmology import Cosmology  # noqa: E402

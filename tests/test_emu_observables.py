@@ -334,7 +334,8 @@ def test_camb_check_of_a_chain(emulator, tmp_path, monkeypatch):
 
     import test_sampling_support as support
     from cosmopipe.likelihoods.base import TheoryResult
-    from cosmopipe.likelihoods.shear.bias import importance_shifts, read_chain_samples
+    from cosmopipe.likelihoods.sampling import read_chain_samples
+    from cosmopipe.likelihoods.shear.bias import importance_shifts
     from cosmopipe.pipeline.stages.posterior import parse, run
     from cosmopipe.schema import Section
     from cosmopipe.pipeline.workflow import RunContext, Workflow

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.likelihoods.sampling import read_chain_samples
 from cosmopipe.likelihoods.shear import bias
 from cosmopipe.likelihoods.shear.hankel import theta_edges
 from cosmopipe.sims.dataset import SimDataset, write_dataset
@@ -107,7 +108,7 @@ def test_importance_shifts_of_a_known_reweighting(tmp_path):
     with pytest.raises(LikelihoodError, match="finite ln L"):
         bias.importance_shifts(samples, -0.5 * x**2, np.full(n, np.nan), ["a", "b"])
     with pytest.raises(LikelihoodError, match="no sample summary"):
-        bias.read_chain_samples(tmp_path)
+        read_chain_samples(tmp_path)
 
 
 def _dataset(rows):
@@ -158,7 +159,7 @@ def test_reports(tmp_path):
 
 
 def test_workflow_section_errors(tmp_path):
-    from cosmopipe.pipeline.stages.posterior import parse_bias
+    from cosmopipe.pipeline.stages.emulator_bias import parse_bias
 
     base = {"emulator": "e.h5", "test": "t.h5"}
     s = parse_bias(Section(dict(base), "emulator_bias", "w.yaml"), {})
@@ -214,20 +215,51 @@ def test_bias_stage_end_to_end(tmp_path):
     write_dataset(tmp_path / "test.h5", ee2_dataset(3, z, np.geomspace(0.02, 1.0, 5), box, fixed=fixed, seed=2))
     wf = {"name": "bias", "run_dir": str(tmp_path / "run"), "cluster": "local",
           "emulator_bias": {"emulator": str(emu_path), "test": str(tmp_path / "test.h5"),
+                            "methods": ["emulator", "ee2_lcdm", "hmcode_hybrid"],
                             "scale_cuts": [3000, 750, 187.5],
-                            "shifts": {"steps": {"Omega_m": 0.005, "w0": 0.03, "A_IA": 0.1}}}}
+                            "shifts": {"steps": {"Omega_m": 0.005, "w0": 0.03, "A_IA": 0.1},
+                                       "fiducials": {"reference": {}, "w0 = -0.8": {"w0": -0.8}}}}}
     (tmp_path / "bias.yaml").write_text(yaml.safe_dump(wf))
     run_workflow(load_workflow(tmp_path / "bias.yaml"), progress=False)
     out = tmp_path / "run" / "emulator_bias"
     import h5py
 
     with h5py.File(out / "delta_chi2.h5", "r") as f:
-        dchi2 = f["delta_chi2"][()]
-    assert dchi2.shape == (3, 3) and np.all(np.isfinite(dchi2)) and np.all(dchi2 >= 0)
-    assert np.all(np.diff(dchi2, axis=0) <= 1e-9 * dchi2[:-1])
-    shifts = json.loads((out / "shifts.json").read_text())
-    assert len(shifts["cuts"]) == 3 and all(np.isfinite(list(c["in_sigma"].values())).all() for c in shifts["cuts"])
-    assert (out / "delta_chi2.png").is_file() and "| lmax750 |" in (out / "emulator_bias.md").read_text()
+        assert "code_version" in f.attrs and "settings" in f.attrs
+        tables = {m: f[m]["delta_chi2"][()] for m in ("emulator", "ee2_lcdm", "hmcode_hybrid")}
+    for dchi2 in tables.values():
+        assert dchi2.shape == (3, 3) and np.all(np.isfinite(dchi2)) and np.all(dchi2 >= 0)
+        assert np.all(np.diff(dchi2, axis=0) <= 1e-9 * dchi2[:-1])
+    shifts = json.loads((out / "shifts.json").read_text())["fiducials"]
+    assert list(shifts) == ["reference", "w0 = -0.8"]
+    for fid in shifts.values():
+        assert set(fid["models"]) == {"emulator", "ee2_lcdm", "hmcode_hybrid"}
+        assert all(len(rows) == 3 and all(np.isfinite(list(r["in_sigma"].values())).all() for r in rows)
+                   for rows in fid["models"].values())
+    # at the LCDM fiducial both LCDM-anchored shortcuts are EE2 itself: no shift at all
+    for m in ("ee2_lcdm", "hmcode_hybrid"):
+        assert all(abs(v) < 1e-6 for r in shifts["reference"]["models"][m] for v in r["in_sigma"].values())
+    md = (out / "emulator_bias.md").read_text()
+    assert (out / "delta_chi2.png").is_file() and (out / "shifts.png").is_file() and "| lmax750 |" in md
+    assert "HMcode hybrid" in md and "### w0 = -0.8" in md
+    # --resume reuses every CAMB-based vector (test and Fisher): identical tables, no CAMB run
+    import camb
+
+    from cosmopipe.likelihoods.theory import matter_power
+
+    calls = []
+    real = camb.get_results
+    matter_power._CAMB_CACHE.clear()
+    try:
+        camb.get_results = lambda *a, **k: calls.append(a) or real(*a, **k)
+        run_workflow(load_workflow(tmp_path / "bias.yaml"), progress=False, resume=True)
+    finally:
+        camb.get_results = real
+    with h5py.File(out / "delta_chi2.h5", "r") as f:
+        for m, table in tables.items():
+            np.testing.assert_array_equal(f[m]["delta_chi2"][()], table)
+    assert json.loads((out / "shifts.json").read_text())["fiducials"] == shifts
+    assert len(calls) <= 1   # at most the mock's own fiducial spectrum
 
 
 def dataclasses_replace_space(lin, varied, box, fixed):

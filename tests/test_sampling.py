@@ -201,9 +201,9 @@ def test_gaussian_posterior_recovered(converged_run):
 
 
 def test_chain_samples_for_importance_reweighting(converged_run):
-    """cosmopipe.likelihoods.shear.bias.read_chain_samples: burn-in and thinning from the summary, the
+    """cosmopipe.likelihoods.sampling.read_chain_samples: burn-in and thinning from the summary, the
     sampled parameters in order, evenly subsampled on request."""
-    from cosmopipe.likelihoods.shear.bias import read_chain_samples
+    from cosmopipe.likelihoods.sampling import read_chain_samples
 
     run_dir, _, _ = converged_run
     summary = json.loads((run_dir / "chains" / "summary.json").read_text())

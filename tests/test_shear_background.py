@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cosmopipe.likelihoods.shear.background import background, comoving_distance_grid
+from cosmopipe.likelihoods.theory.background import background, comoving_distance_grid
 from cosmopipe.sims.cosmology import Cosmology
 
 COSMOLOGIES = [
@@ -50,7 +50,7 @@ def test_growth_matches_heath_integral_for_lcdm():
     # E(a) int_0^a da' / (a' E(a'))^3 (Heath 1977), exact.
     from scipy import integrate
 
-    from cosmopipe.likelihoods.shear.background import Background
+    from cosmopipe.likelihoods.theory.background import Background
 
     Om = 0.3
     bg = Background(Omega_cb=Om, Omega_nu=0.0, Omega_r=0.0, Omega_de=1 - Om, w0=-1.0, wa=0.0, m_nu=0.0, h=0.7)

@@ -122,9 +122,13 @@ class _Hybrid:
         self.cola, self.linear = _Cola(), _Linear()
         self.k_range, self.z_range = self.cola.k_range, self.cola.z_range
 
+    def log_cola_ratio(self, k, z, params):
+        """What COLA adds to EE2 (emulators.hybrid.HybridEmulator.log_cola_ratio)."""
+        return self.cola.log_boost(k, z, params) - self.cola.log_boost(k, z, {**params, "w0": -1.0})
+
     def pnl(self, k, z, params):
         lcdm = {**params, "w0": -1.0}
-        ratio = self.cola.log_boost(k, z, params) - self.cola.log_boost(k, z, lcdm)
+        ratio = self.log_cola_ratio(k, z, params)
         return np.exp(self.linear.log_pk(k, z, params) + np.log(ee2_boost(k, z, lcdm)) + ratio)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cosmopipe.likelihoods.base import LikelihoodError
-from cosmopipe.likelihoods.shear.background import background
+from cosmopipe.likelihoods.theory.background import background
 from cosmopipe.likelihoods.theory.matter_power import EE2Power, EmulatorPower, HMcodePower, TablePower, extend_log_pk, power_source
 from cosmopipe.sims.cosmology import Cosmology
 

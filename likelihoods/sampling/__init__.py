@@ -35,7 +35,7 @@ walkers, blobs and random state, so the steps are those of an in-process run):
 no per-step round trip, so it pays for likelihoods of a few milliseconds that
 are too cheap for ``dask`` but leave the other cores idle in one process.
 """
-from .backend import ChainBackend, read_chain
+from .backend import ChainBackend, read_chain, read_chain_samples
 from .convergence import Convergence, ConvergenceReport, autocorr_times, check_convergence, gelman_rubin
 from .getdist_output import write_getdist
 from .pool import DaskPool, choose_parallel, dask_tasks
@@ -47,5 +47,5 @@ __all__ = [
     "ChainBackend", "ConvergenceReport", "SamplingError", "check_convergence", "autocorr_times",
     "gelman_rubin", "choose_parallel", "run_chains", "ChainRun", "write_getdist", "PARALLEL_MODES", "MOVES",
     "emcee_moves", "advance_chain_file",
-    "DERIVED_FORMULAS", "read_chain",
+    "DERIVED_FORMULAS", "read_chain", "read_chain_samples",
 ]

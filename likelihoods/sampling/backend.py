@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Sequence
 
 import emcee
+import json
+
 import h5py
 import numpy as np
 
+from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.integrity import CorruptFileError, attrs_digest, reading, row_checksums, text, warn_unverified
 
 from .posterior import SamplingError
 
-__all__ = ["ChainBackend", "read_chain"]
+__all__ = ["ChainBackend", "read_chain", "read_chain_samples"]
 
 # -- chain files ----------------------------------------------------------------------
 # Chain integrity: emcee appends one step at a time, so instead of one digest per array
@@ -310,3 +313,25 @@ def read_chain(path: Path, discard: int = 0, thin: int = 1) -> tuple[np.ndarray,
     if blobs is not None:
         blobs = np.asarray(blobs, dtype=float).reshape(samples.shape[0], -1)
     return samples, lnp, blobs
+
+
+def read_chain_samples(chain_dir: str | Path, max_samples: int | None = None) -> tuple[list[str], np.ndarray]:
+    """(sampled parameter names, samples (n, p)) of a converged sample-stage run: its
+    chains after the burn-in, thinned as its summary says, evenly subsampled to at most
+    ``max_samples``."""
+    chain_dir = Path(chain_dir)
+    path = chain_dir / "summary.json"
+    if not path.is_file():
+        raise LikelihoodError(f"chains: no sample summary at {path} (run the sample stage first)")
+    summary = json.loads(path.read_text())
+    names = list(summary["params"])
+    files = sorted(chain_dir.glob("chain_*.h5"))
+    if not files:
+        raise LikelihoodError(f"chains: no chain files chain_*.h5 in {chain_dir}")
+    samples = np.concatenate([read_chain(f, int(summary["burn_in_steps"]), int(summary["thin"]))[0] for f in files])
+    if samples.shape[1] != len(names):
+        raise LikelihoodError(f"chains: chains in {chain_dir} have {samples.shape[1]} parameters, "
+                              f"the summary lists {len(names)}")
+    if max_samples is not None and len(samples) > max_samples:
+        samples = samples[np.linspace(0, len(samples) - 1, max_samples).round().astype(int)]
+    return names, samples

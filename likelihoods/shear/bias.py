@@ -38,8 +38,8 @@ from cosmopipe.sims.cosmology import Cosmology
 
 from .scalecuts import scale_cut_mask
 
-__all__ = ["ScaleCut", "scale_cuts", "delta_chi2", "read_test_cosmologies", "data_vectors", "fisher_shifts",
-           "posterior_shifts", "importance_shifts", "read_chain_samples", "chi2_table", "shift_table", "plot_delta_chi2", "FisherShift"]
+__all__ = ["ScaleCut", "scale_cuts", "delta_chi2", "read_test_cosmologies", "data_vectors", "fisher_shifts", "fisher_shifts_many",
+           "posterior_shifts", "importance_shifts", "chi2_table", "shift_table", "plot_delta_chi2", "FisherShift"]
 
 
 @dataclass(frozen=True)
@@ -166,12 +166,21 @@ def fisher_shifts(vector_of: Callable[[Mapping[str, float]], np.ndarray], fiduci
                   prior_sigma: Mapping[str, float] | None = None) -> list[FisherShift]:
     """Fisher shifts (module doc) for each scale cut.
 
-    vector_of    params -> data vector of the sampled model (the emulator's)
+    vector_of    params -> data vector of the model whose derivatives J are taken
     fiducial     point of the derivatives (all parameters of ``steps`` must be in it)
     steps        parameter -> central-difference step (parameter units)
     delta_d      d_emu - d_ref at the fiducial, (N,)
     prior_sigma  Gaussian prior widths added to F as 1/sigma^2 (flat priors: leave out)
     """
+    return fisher_shifts_many(vector_of, fiducial, steps, {"": delta_d}, cov, cuts, prior_sigma)[""]
+
+
+def fisher_shifts_many(vector_of: Callable[[Mapping[str, float]], np.ndarray], fiducial: Mapping[str, float],
+                       steps: Mapping[str, float], deltas: Mapping[str, np.ndarray], cov: np.ndarray,
+                       cuts: Sequence[ScaleCut], prior_sigma: Mapping[str, float] | None = None
+                       ) -> dict[str, list[FisherShift]]:
+    """:func:`fisher_shifts` of several data-vector errors ``deltas`` (label -> (N,))
+    with one Jacobian: {label: [FisherShift per cut]}."""
     names = tuple(steps)
     missing = [n for n in names if n not in fiducial]
     if missing:
@@ -186,7 +195,7 @@ def fisher_shifts(vector_of: Callable[[Mapping[str, float]], np.ndarray], fiduci
         jac.append((np.asarray(up) - np.asarray(down)) / (2.0 * h))
     jac = np.array(jac).T                      # (N, p)
     prior = np.array([(prior_sigma or {}).get(n, np.inf) for n in names], dtype=float)
-    out = []
+    out = {label: [] for label in deltas}
     for cut in cuts:
         inv = _cut_inverse(np.asarray(cov, dtype=float), cut.mask)
         j = jac[cut.mask]
@@ -196,8 +205,9 @@ def fisher_shifts(vector_of: Callable[[Mapping[str, float]], np.ndarray], fiduci
         except np.linalg.LinAlgError:
             raise LikelihoodError(f"emulator bias: Fisher matrix of cut {cut.name} is singular (a parameter the "
                                   "data do not constrain and no Gaussian prior bounds)") from None
-        shift = f_inv @ (j.T @ inv @ np.asarray(delta_d, dtype=float)[cut.mask])
-        out.append(FisherShift(cut.name, names, shift, np.sqrt(np.diag(f_inv))))
+        for label, delta in deltas.items():
+            shift = f_inv @ (j.T @ inv @ np.asarray(delta, dtype=float)[cut.mask])
+            out[label].append(FisherShift(cut.name, names, shift, np.sqrt(np.diag(f_inv))))
     return out
 
 
@@ -216,30 +226,6 @@ def posterior_shifts(emu_summary: str | Path, ref_summary: str | Path) -> dict[s
     if not common:
         raise LikelihoodError("emulator bias: the two chains share no parameter")
     return {n: (emu[n]["mean"] - ref[n]["mean"]) / ref[n]["std"] for n in common}
-
-
-def read_chain_samples(chain_dir: str | Path, max_samples: int | None = None) -> tuple[list[str], np.ndarray]:
-    """(sampled parameter names, samples (n, p)) of a converged sample-stage run: its
-    chains after the burn-in, thinned as its summary says, evenly subsampled to at most
-    ``max_samples``."""
-    from cosmopipe.likelihoods.sampling import read_chain
-
-    chain_dir = Path(chain_dir)
-    path = chain_dir / "summary.json"
-    if not path.is_file():
-        raise LikelihoodError(f"emulator bias: no sample summary at {path} (run the sample stage first)")
-    summary = json.loads(path.read_text())
-    names = list(summary["params"])
-    files = sorted(chain_dir.glob("chain_*.h5"))
-    if not files:
-        raise LikelihoodError(f"emulator bias: no chain files chain_*.h5 in {chain_dir}")
-    samples = np.concatenate([read_chain(f, int(summary["burn_in_steps"]), int(summary["thin"]))[0] for f in files])
-    if samples.shape[1] != len(names):
-        raise LikelihoodError(f"emulator bias: chains in {chain_dir} have {samples.shape[1]} parameters, "
-                              f"the summary lists {len(names)}")
-    if max_samples is not None and len(samples) > max_samples:
-        samples = samples[np.linspace(0, len(samples) - 1, max_samples).round().astype(int)]
-    return names, samples
 
 
 def importance_shifts(samples: np.ndarray, lnl_emu: np.ndarray, lnl_ref: np.ndarray,

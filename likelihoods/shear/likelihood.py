@@ -2,8 +2,9 @@
 
     ln L = -1/2 (d - t(p))^T C^-1 (d - t(p))      over the points kept by the scale cut
 
-d is the xi+- data vector (a mock by default), C its covariance (Gaussian
-analytic at the fiducial point unless a file is given) and t(p) the theory of
+d is the xi+- data vector (a mock by default), C its covariance (analytic at
+the fiducial point unless a file is given: Gaussian, plus the super-sample and
+connected non-Gaussian terms when ``covariance.terms`` asks for them) and t(p) the theory of
 :mod:`cosmopipe.likelihoods.shear.limber` at the parameter point p, which the
 likelihood computes itself from ``params`` (it ignores ``theory``).
 
@@ -23,7 +24,10 @@ working directory, or relative to the workflow's data_dir)::
                                                               # every parameter the sampler does not vary
                  noise_seed: null,                # integer: add one seeded noise realisation
                  power: {source: ee2}}            # power of the mock (EuclidEmulator2)
-    covariance: {file: FILE}                      # .npy/.npz/text; else Gaussian at the fiducial
+    covariance: {file: FILE}                      # .npy/.npz/text; or computed at the fiducial:
+    covariance: {terms: [gaussian, ssc, cng],     # default [gaussian]; ssc, cng need pyccl
+                 cache: DIR,                      # default $COSMOPIPE_CACHE, else <run_dir>/cache
+                 non_gaussian: {ell_max: 3.0e4, n_ell: 40, n_k: 40, n_a: 12}}   # numerics of ssc, cng
     preset:     project | cosmolike               # conventions where codes differ; default project
     conventions: {xi_method: curved | flat, xi_weights: exact | cosmolike,
                   nz_rows: centres | lower_edges, nla_c1rho: '0.0134' | cosmolike,
@@ -32,7 +36,19 @@ working directory, or relative to the workflow's data_dir)::
                   # each overrides the preset (likelihoods.shear.conventions)
 
 A generated mock is written with its covariance and provenance to
-``<run_dir>/lsst_y1_shear_data.h5``.  Parameters missing from ``params`` take
+``<run_dir>/lsst_y1_shear_data.h5``.
+
+The covariance terms default to the Gaussian one alone: it costs a second and
+needs no halo model, which small set-ups and tests rely on.  An LSST-Y1
+analysis should ask for ``[gaussian, ssc, cng]`` (the workflows in workflows/
+do): at small scales SSC and cNG dominate the variance of xi+
+(docs/lsst_y1_covariance.md).  The non-Gaussian terms take a minute or two of
+CPU once; the result is cached on disk under a hash of its settings
+(:mod:`cosmopipe.likelihoods.shear.covariance_cache`).  A relative ``cache`` is
+taken relative to the run directory.  With ``data.file`` the stored covariance
+is used unless ``covariance.file`` or ``covariance.terms`` is given (then it is
+computed at ``data.fiducial``).  ``info['dry_run']`` true (a plan, not an
+analysis) skips the non-Gaussian terms after checking that pyccl is there.  Parameters missing from ``params`` take
 their fiducial values; :meth:`ShearLikelihood.parameters` lists the
 nuisances with their default priors.
 
@@ -56,7 +72,9 @@ from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
 from cosmopipe.sims.cosmology import Cosmology
 
 from .conventions import OPTIONS, PRESETS, Conventions, conventions_from
-from .covariance import check_covariance, gaussian_covariance, load_covariance
+from .covariance import check_covariance, load_covariance
+from .covariance_cache import cache_directory, check_terms, shear_covariance
+from .covariance_ng import NON_GAUSSIAN_TERMS, TERMS, NGSettings
 from .hankel import theta_edges
 from .limber import ShearModel, nuisance_names, shear_model
 from .mock import add_noise, read_data, write_data
@@ -232,6 +250,19 @@ def _resolve(sec, key: str, value: str, info: Mapping) -> Path:
     raise sec.error(key, f"file {value} not found{where}")
 
 
+def _is_model_name(value: str) -> bool:
+    """A bare name (no directory, no .h5) that is not a file here: a shipped emulator model."""
+    path = Path(value)
+    return not path.exists() and "/" not in value and path.suffix not in (".h5", ".hdf5")
+
+
+def _model_file(name: str) -> Path:
+    """The verified emulator file of the shipped model ``name`` (emulators.registry)."""
+    from cosmopipe.emulators.registry import model_file
+
+    return model_file(name)
+
+
 def _wrap(sec, key: str, fn, *args, **kwargs):
     """Call fn; LikelihoodError/ValueError become ConfigErrors naming ``key``."""
     from cosmopipe.schema import ConfigError
@@ -282,7 +313,10 @@ def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions
         raise sec.error("path", f"is required for source {source!r}")
     if source not in ("emulator", "table") and path is not None:
         raise sec.error("path", f"is only used by sources emulator and table, not {source!r}")
-    resolved = _resolve(sec, "path", path, info) if path else None
+    if source == "emulator" and path is not None and _is_model_name(path):
+        resolved = _wrap(sec, "path", _model_file, path)
+    else:
+        resolved = _resolve(sec, "path", path, info) if path else None
     return _wrap(sec, "path" if path else ("linear" if linear else "source"), power_source, source, resolved, ee2,
                  linear, conventions)
 
@@ -327,6 +361,42 @@ def _fiducial_from(sec, nbins: int) -> dict:
     return out
 
 
+def _covariance_settings(csec, cov_file) -> tuple[tuple[str, ...] | None, NGSettings, str | None]:
+    """(terms or None, non-Gaussian numerics, cache directory or None) of the covariance section."""
+    from cosmopipe.schema import choice, list_of, optional, positive_int, positive_number, string
+
+    terms = csec.take("terms", list_of(choice(*TERMS), unique=True), default=None)
+    cache = csec.take("cache", optional(string), default=None)
+    ngsec = csec.sub("non_gaussian", default={})
+    numerics = {key: ngsec.take(key, check, default=None)
+                for key, check in (("ell_min", positive_number), ("ell_max", positive_number),
+                                   ("n_ell", positive_int), ("k_min", positive_number), ("k_max", positive_number),
+                                   ("n_k", positive_int), ("n_a", positive_int), ("z_max", positive_number))}
+    ngsec.finish()
+    csec.finish()
+    if terms is not None:
+        terms = _wrap(csec, "terms", check_terms, terms)
+    if cov_file is not None:
+        given = [k for k in ("terms", "cache", "non_gaussian") if csec.has(k)]
+        if given:
+            raise csec.error(given[0], "applies to a computed covariance, not with covariance.file")
+    numerics = {k: v for k, v in numerics.items() if v is not None}
+    if numerics and not set(terms or ()) & set(NON_GAUSSIAN_TERMS):
+        raise csec.error("non_gaussian", f"sets the numerics of the terms {', '.join(NON_GAUSSIAN_TERMS)}; "
+                                         f"covariance.terms has neither")
+    settings = _wrap(ngsec, next(iter(numerics), "n_ell"), NGSettings, **numerics)
+    return terms, settings, cache
+
+
+def _cache_path(value: str | None, info: Mapping) -> str | None:
+    """A configured cache directory; a relative one lies in the run directory (cwd without one)."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    run_dir = info.get("run_dir")
+    return str(path if path.is_absolute() or not run_dir else Path(run_dir) / path)
+
+
 def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     """Build the likelihood from its workflow section (module doc)."""
     from cosmopipe.schema import Section, optional, positive_int, positive_number, nonnegative_int, string
@@ -353,7 +423,7 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     dpower_sec = dsec.sub("power", default={})
     csec = section.sub("covariance", default={})
     cov_file = csec.take("file", optional(string), default=None)
-    csec.finish()
+    cov_terms, ng_settings, cov_cache = _covariance_settings(csec, cov_file)
     section.finish()
     if from_theory:
         # The model's own source serves the mock and the covariance; sampling reads P_nl from the theory.
@@ -364,6 +434,26 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
                   conventions=conventions)
     provenance: dict[str, Any] = {"power": {"source": "theory"} if from_theory else power.describe(), "survey": survey.describe(), "scale_cut_lmax": lmax,
                                   "conventions": conventions.to_dict()}
+
+    def analytic(cov_model):
+        terms = cov_terms or ("gaussian",)
+        if cov_terms is None:
+            log.info("%s: Gaussian-only covariance (covariance.terms not given); an LSST-Y1 analysis should "
+                     "ask for [gaussian, ssc, cng]", section.path or "lsst_y1_shear")
+        if info.get("dry_run") and terms != ("gaussian",):
+            # a plan, not an analysis: check that the halo model is at hand, skip its minutes of work
+            from .covariance_ng import _pyccl
+            _wrap(csec, "terms", _pyccl)
+            log.info("%s: dry run: covariance terms %s not computed (Gaussian only)", section.path or "lsst_y1_shear",
+                     ", ".join(t for t in terms if t != "gaussian"))
+            terms = ("gaussian",)
+        cache = cache_directory(_cache_path(cov_cache, info), info.get("run_dir"))
+        result = _wrap(csec, "terms", shear_covariance, cov_model, {}, terms, ng_settings, cache)
+        provenance["covariance"] = f"{' + '.join(terms)} analytic at the fiducial"
+        if set(terms) & set(NON_GAUSSIAN_TERMS):
+            provenance["covariance_settings"] = {"key": result.key, "file": str(result.path) if result.path else None,
+                                                 "non_gaussian": ng_settings.to_dict()}
+        return result.total
 
     cov = None
     if cov_file is not None:
@@ -379,7 +469,9 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
         data = stored["data"]
         if data.shape != (model.size,):
             raise dsec.error("file", f"data vector has length {data.size}, the model expects {model.size}")
-        if cov is None:
+        if cov is None and cov_terms is not None:
+            cov = analytic(model)
+        elif cov is None:
             cov = stored["covariance"]
             provenance["covariance"] = f"from {data_file}"
         dsec.finish()
@@ -394,8 +486,7 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
                                               fiducial=fiducial, conventions=conventions)
         noiseless = _wrap(dsec, "fiducial", data_model.data_vector, {})
         if cov is None:
-            cov = gaussian_covariance(data_model, {})
-            provenance["covariance"] = "gaussian analytic at the fiducial"
+            cov = analytic(data_model)
         data = noiseless if noise_seed is None else add_noise(noiseless, cov, noise_seed)
         provenance["data"] = {"mock": True, "fiducial": dict(data_model.fiducial), "noise_seed": noise_seed,
                               "power": dpower.describe()}

@@ -42,7 +42,7 @@ from scipy.interpolate import CubicSpline
 from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.sims.cosmology import Cosmology
 
-from .background import HUBBLE_DISTANCE, background, comoving_distance_grid
+from cosmopipe.likelihoods.theory.background import HUBBLE_DISTANCE, background, comoving_distance_grid
 from .conventions import Conventions
 from .curved import COSMOLIKE_LMAX, curved_transform_matrices
 from .hankel import spin2_limber_factor, theta_centres, theta_edges, xi_transform_matrices

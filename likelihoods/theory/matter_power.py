@@ -58,6 +58,7 @@ from scipy.interpolate import CubicSpline
 
 from cosmopipe.sims.cosmology import Cosmology
 
+from .background import background
 from .contract import LikelihoodError
 
 __all__ = ["PowerSource", "EE2Power", "HMcodePower", "EmulatorPower", "TablePower", "power_source", "SOURCES",
@@ -186,16 +187,31 @@ def _rows(z_camb: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.array([int(np.argmin(np.abs(z_camb - zi))) for zi in np.asarray(z, dtype=float)])
 
 
+# The last few CAMB runs, shared by every source of this process: comparing boost
+# models at one cosmology (likelihoods.theory.lcdm_boost) then costs one run, not one
+# per model.  A run with HMcode also answers linear requests (CAMB gives both).
+_CAMB_CACHE: dict = {}
+_CAMB_CACHE_SIZE = 4
+
+
 def _camb_results(cosmo: Cosmology, z: np.ndarray, kmax: float, nonlinear: bool, neutrinos: str):
     import camb
 
     from cosmopipe.sims.linear import camb_params
 
+    key = (cosmo, tuple(_camb_z(z)), float(kmax), neutrinos)
+    for flag in ((True,) if nonlinear else (False, True)):
+        if (key, flag) in _CAMB_CACHE:
+            return _CAMB_CACHE[(key, flag)]
     pars = camb_params(cosmo, _camb_z(z), kmax=kmax, neutrinos=neutrinos)
     if nonlinear:
         pars.NonLinear = camb.model.NonLinear_pk
         pars.NonLinearModel.set_params(halofit_version="mead2020")
-    return camb.get_results(pars)
+    res = camb.get_results(pars)
+    while len(_CAMB_CACHE) >= _CAMB_CACHE_SIZE:
+        _CAMB_CACHE.pop(next(iter(_CAMB_CACHE)))
+    _CAMB_CACHE[(key, nonlinear)] = res
+    return res
 
 
 class _LastResult:
@@ -317,10 +333,6 @@ def _ranged_log_pk(evaluate, k_range, z_range, cosmo: Cosmology, k: np.ndarray, 
     lnp = extend_log_pk(k_in, evaluate(k_in, z_eval), k)[np.searchsorted(z_eval, z_in)]
     beyond = z > z_hi
     if np.any(beyond):
-        # TODO(layers): the shear package's background (growth) belongs in this layer; until it
-        # moves here this is the one import of a likelihood module from the theory layer.
-        from cosmopipe.likelihoods.shear.background import background
-
         D = background(cosmo).growth(np.concatenate([[z_hi], z[beyond]]))
         lnp[beyond] += 2.0 * np.log(D[1:] / D[0])[:, None]
     return lnp
@@ -454,7 +466,7 @@ class EmulatorPower:
         lcdm = {**params, "w0": -1.0, "wa": 0.0}
         c_lo, c_hi = emu.cola.k_range
         k_c = np.unique(np.clip(k, c_lo, c_hi))
-        ratio_c = emu.cola.log_boost(k_c, z, params) - emu.cola.log_boost(k_c, z, lcdm)
+        ratio_c = emu.log_cola_ratio(k_c, z, params)
         idx = np.searchsorted(k_c, np.clip(k, c_lo, c_hi))
         above = k > c_hi
         if np.any(above) and not _logged_cola_edge:

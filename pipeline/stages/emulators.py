@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmopipe.schema import (Section, boolean, choice, inside_path, list_of, nonnegative_number, optional, positive_int,
+from cosmopipe.schema import (ConfigError, Section, boolean, choice, inside_path, list_of, nonnegative_number, optional, positive_int,
                              positive_number, integer, number, string)
 from cosmopipe.pipeline.workflow import Stage
 
@@ -368,8 +368,12 @@ def run_train(s: TrainSettings, ctx) -> None:
         client = ctx.client() if (s.fit.restarts > 1 or s.fit.mode == "per_z" or s.linear is not None) else None
         linear = _train_linear(s, ds, dataset_space(ds), ctx, client) if s.linear is not None else None
         if s.target == "response":
-            emu = train_response(ds, s.fit, params=s.params, k_max=s.k_max, z_max=s.z_max, linear=linear,
-                                 client=client)
+            try:
+                emu = train_response(ds, s.fit, params=s.params, k_max=s.k_max, z_max=s.z_max, linear=linear,
+                                     client=client)
+            except ValueError as exc:  # no twin pairs, a broken pair, an input not varied
+                raise ConfigError(ctx.workflow.source, "train.dataset",
+                                  f"{dataset_path}: {exc}") from None
             ctx.log.info("train: response over %d twin pairs (%d unpaired skipped), inputs %s; max |R_emu - 1| "
                          "at the LCDM twins %.2g", emu.info["n_pairs"], emu.info["n_unpaired"],
                          ", ".join(emu.inputs), emu.info["lcdm_check"]["max_abs_R_minus_1"])
@@ -556,8 +560,6 @@ def _predict_plot(p: PredictSettings, emu, out_dir: Path, ctx) -> None:
     try:
         written, note = plot_prediction(emu, params, k, np.asarray(p.z), path)
     except ValueError as exc:
-        from cosmopipe.schema import ConfigError
-
         raise ConfigError(ctx.workflow.source, "validate.predict", str(exc)) from None
     ctx.log.info("validate: prediction plot %s%s", written, f" ({note})" if note else "")
 

@@ -29,7 +29,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from cosmopipe.likelihoods import bao, planck, planck_lensing, sn
-from cosmopipe.likelihoods.shear.bias import importance_shifts, read_chain_samples
+from cosmopipe.likelihoods.sampling import read_chain_samples
+from cosmopipe.likelihoods.shear.bias import importance_shifts
 from cosmopipe.likelihoods.theory.contract import TheoryError
 from cosmopipe.likelihoods.theory.observables import (DEFAULT_BOX, camb_at, campaign_jobs, delta_chi2,
                                                       delta_chi2_at_peak, likelihood_requirements, load_campaign,
