@@ -7,10 +7,12 @@ import logging
 import os
 from pathlib import Path
 
+from cosmopipe.provenance import fingerprint_diff
 from cosmopipe.schema import ConfigError
 from cosmopipe.sims.config import MemoryLimitError, check_memory
 
 from .campaign_points import task_memory_bytes
+from .cluster import machine_memory
 from .rundir import RunDirError, describe_os_error
 
 log = logging.getLogger("cosmopipe.simulate")
@@ -40,8 +42,6 @@ def verify_run_dir(settings, run_dir: Path) -> bool:
     path = run_dir / "campaign.json"
     if not path.is_file():
         return False
-    from cosmopipe.provenance import fingerprint_diff
-
     new = json.loads(json.dumps(settings.fingerprint()))
     diff = fingerprint_diff(_read_campaign(path), new)
     if diff:
@@ -56,8 +56,6 @@ def verify_run_dir(settings, run_dir: Path) -> bool:
 def _worker_memory(spec) -> int | None:
     """Memory of one worker of a cluster we start [bytes]; None for an existing scheduler."""
     if spec.kind == "local":
-        from .cluster import machine_memory
-
         return spec.memory_limit or machine_memory() // (spec.workers or os.cpu_count() or 1)
     if spec.kind in ("slurm", "pbs"):
         return spec.jobqueue["memory"] // spec.jobqueue["processes"]

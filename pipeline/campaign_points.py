@@ -1,24 +1,28 @@
 """The points of a simulation campaign: designs (with their LCDM twins), where each
-simulation's file lives, what it must hold to count as done, and what one costs.
+simulation's file lives, what it must hold to count as done, which are done, and what one
+costs.
 
 Shared by the simulate stage (pipeline/simulate.py), its up-front checks
-(campaign_checks.py) and campaign archives (archive.py); ``settings`` is a
-:class:`~cosmopipe.pipeline.simulate.SimulateSettings`.
+(campaign_checks.py), its plan (campaign_plan.py) and campaign archives (archive.py);
+``settings`` is a :class:`~cosmopipe.pipeline.campaign_settings.SimulateSettings`.
 """
 from __future__ import annotations
 
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cosmopipe.sims.cosmology import PARAMETER_RANGES, Cosmology
 from cosmopipe.sims.design import ParameterBox, latin_hypercube, widen_box
-from cosmopipe.sims.io import read_config
+from cosmopipe.sims.io import check, read_config
+
+from .rundir import RunDirError
 
 __all__ = ["LCDM_PROJECTION", "TWIN_SUFFIX", "design_points", "cosmology_of", "task_memory_bytes", "sim_path",
-           "matches_request"]
+           "matches_request", "campaign_status"]
 
 log = logging.getLogger("cosmopipe.simulate")
 
@@ -89,3 +93,44 @@ def matches_request(path: Path, cosmo, config) -> bool:
     same_cosmo = all(math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or a == b
                      for a, b in zip(stored_cosmo.to_dict().values(), cosmo.to_dict().values()))
     return same_cosmo and stored_config.replace(threads=None) == config.replace(threads=None)
+
+
+def campaign_status(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """design -> {'done', 'failed', 'missing', 'corrupt': ids; 'unverified': the done ids of
+    files written before checksums; 'reasons': {id: why corrupt}} from a run directory.
+
+    Every simulation file is read and checked (checksums, completeness); a damaged
+    one is 'corrupt' (never an exception) and the next run re-simulates it."""
+    designs_dir = run_dir / "designs"
+    if not (run_dir / "campaign.json").is_file() or not designs_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a cosmopipe run directory (no campaign.json / designs/)")
+    return {table.stem: _design_status(run_dir, table.stem, _design_ids(table))
+            for table in sorted(designs_dir.glob("*.csv"))}
+
+
+def _design_ids(table: Path) -> list[str]:
+    """The simulation ids of a design table (its first column)."""
+    try:
+        with table.open() as fh:
+            return [line.split(",", 1)[0] for line in fh.read().splitlines()[1:] if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise RunDirError(f"{table}: damaged design table (not text: undecodable byte at offset "
+                          f"{exc.start})") from None
+
+
+def _design_status(run_dir: Path, design: str, ids: list[str]) -> dict[str, Any]:
+    status = {"done": [], "failed": [], "missing": [], "corrupt": [], "unverified": [], "reasons": {}}
+    for sid in ids:
+        path = sim_path(run_dir, design, sid)
+        try:
+            verified = check(path)
+        except FileNotFoundError:
+            status["failed" if path.with_suffix(".failed").is_file() else "missing"].append(sid)
+        except (OSError, ValueError) as exc:
+            status["corrupt"].append(sid)
+            status["reasons"][sid] = str(exc)
+        else:
+            status["done"].append(sid)
+            if not verified:
+                status["unverified"].append(sid)
+    return status

@@ -17,7 +17,18 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from cosmopipe import sims
 from cosmopipe._version import __version__
+from cosmopipe.integrity import CorruptFileError
+from cosmopipe.schema import ConfigError
+from cosmopipe.sims.config import ASSIGNMENTS, STEP_SPACINGS, MemoryLimitError, SimConfig, check_memory
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.io import write_result
+
+from .cluster import parse_bytes
+from .plotting import plot_boost
+from .plugins import optional_modules
+from .rundir import RunDirError, describe_os_error, naming_file
 
 __all__ = ["main", "build_parser"]
 
@@ -55,8 +66,6 @@ def parse_assignments(items: Sequence[str] | None, option: str,
 
 def parse_params(items: Sequence[str] | None) -> dict[str, float]:
     """``["Omega_m=0.3", "w0=-0.9"]`` -> ``{"Omega_m": 0.3, "w0": -0.9}``."""
-    from cosmopipe.sims.cosmology import Cosmology
-
     return parse_assignments(items, "--param", Cosmology.names())
 
 
@@ -77,16 +86,11 @@ def parse_redshifts(values: Sequence[float]) -> tuple[float, ...]:
 
 
 def _sim_defaults() -> dict[str, object]:
-    from cosmopipe.sims.config import SimConfig
-
     return {f.name: f.default for f in dataclasses.fields(SimConfig)}
 
 
 # -- sim ----------------------------------------------------------------------
 def _add_sim(subparsers) -> argparse.ArgumentParser:
-    from cosmopipe.sims.config import ASSIGNMENTS, STEP_SPACINGS
-    from cosmopipe.sims.cosmology import Cosmology
-
     d = _sim_defaults()
     p = subparsers.add_parser(
         "sim",
@@ -153,7 +157,7 @@ def _check_writable(path: Path, what: str) -> None:
 
 def _simulate(cosmology, config, progress: bool, memory_limit: int | None = None):
     """The engine entry point (a seam for tests)."""
-    from cosmopipe import sims
+    # sims.run_simulation loads the engine (CAMB, numba kernels) on first use.
     return sims.run_simulation(cosmology, config, progress=progress, memory_limit=memory_limit)
 
 
@@ -161,8 +165,6 @@ def _memory_limit(text: str | None) -> int | None:
     """--max-memory SIZE -> bytes (None: the available memory)."""
     if text is None:
         return None
-    from .cluster import parse_bytes
-
     try:
         limit = parse_bytes(text)
     except (ValueError, TypeError):
@@ -173,16 +175,11 @@ def _memory_limit(text: str | None) -> int | None:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from cosmopipe.sims.config import SimConfig
-    from cosmopipe.sims.cosmology import Cosmology
-
     try:
         cosmology = Cosmology.from_dict(parse_params(args.param))
         config = SimConfig(**_sim_config_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from cosmopipe.sims.config import MemoryLimitError, check_memory
-
     memory_limit = _memory_limit(args.max_memory)
     try:
         check_memory(config, memory_limit)
@@ -197,17 +194,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
              config.box, config.particles, config.mesh, config.steps,
              ",".join(f"{z:g}" for z in config.z_out), config.seed, ", paired" if config.paired else "")
     result = _simulate(cosmology, config, progress=not args.no_progress, memory_limit=memory_limit)
-
-    from cosmopipe.sims.io import write_result
-
-    from .rundir import naming_file
-
     with naming_file(args.out):
         out = write_result(args.out, result)
     print(f"simulation written to {out}")
     if args.plot is not None:
-        from .plotting import plot_boost
-
         print(f"plot written to {plot_boost(result, args.plot)}")
     return 0
 
@@ -226,8 +216,6 @@ _PLUGIN_MODULES = ("cosmopipe.pipeline.cli_campaign", "cosmopipe.pipeline.cli_em
 
 
 def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
-    from .plugins import optional_modules
-
     commands = dict(_SUBCOMMANDS)
     for module in optional_modules(_PLUGIN_MODULES):
         commands.update(module.SUBCOMMANDS)
@@ -269,11 +257,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
-    from .rundir import RunDirError, describe_os_error
-    from cosmopipe.integrity import CorruptFileError
-
-    from cosmopipe.schema import ConfigError
-
     try:
         return args.handler(args)
     except (UsageError, ConfigError, RunDirError, CorruptFileError) as exc:

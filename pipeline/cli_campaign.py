@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
+from .archive import export_archive
+from .campaign_points import campaign_status, sim_path
+from .cli import UsageError
+from .cluster_jobs import JOBS_FILE, cancel_jobs, job_states, read_jobs
 from .stages.sample_support import allow_unvalidated_emulators
+from .workflow import load_workflow, run_workflow
 
 __all__ = ["SUBCOMMANDS"]
 
@@ -32,12 +38,12 @@ def _add_run(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .workflow import load_workflow, run_workflow
-
     workflow = load_workflow(args.workflow, cluster_override=args.cluster, run_dir=args.run_dir)
     if getattr(args, "allow_unvalidated", False):
         allow_unvalidated_emulators(workflow)
     if args.dry_run:
+        # Here, not at the top: the dry-run checks import every stage's module, and with
+        # them the likelihoods, which `cosmopipe --help` should not load.
         from .dryrun import check_inputs, cluster_section
 
         notes = check_inputs(workflow, args.stage)
@@ -66,11 +72,6 @@ def _add_status(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from .cli import UsageError
-    from .simulate import campaign_status
-
     try:
         status = campaign_status(args.run_dir)
     except FileNotFoundError as exc:
@@ -114,9 +115,6 @@ def _add_cancel(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .cluster_jobs import JOBS_FILE, cancel_jobs
-
     if not (args.run_dir / JOBS_FILE).is_file():
         raise UsageError(f"{args.run_dir}: no {JOBS_FILE} (this run submitted no SLURM/PBS jobs)")
     try:
@@ -128,8 +126,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _print_jobs(run_dir: Path) -> None:
-    from .cluster_jobs import JOBS_FILE, job_states, read_jobs
-
     if not (run_dir / JOBS_FILE).is_file():
         return
     record = read_jobs(run_dir)
@@ -147,8 +143,6 @@ def _print_jobs(run_dir: Path) -> None:
 
 def _print_eta(run_dir: Path, status: dict) -> None:
     """Remaining time at the rate simulations finished so far (file times)."""
-    from .simulate import sim_path
-
     times = sorted(sim_path(run_dir, d, sid).stat().st_mtime for d, st in status.items() for sid in st["done"])
     left = sum(len(st["missing"]) + len(st["failed"]) for st in status.values())
     if left == 0 or len(times) < 2 or times[-1] <= times[0]:
@@ -170,8 +164,6 @@ def _add_archive(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from .archive import export_archive
-
     for design, n in export_archive(args.run_dir, args.out).items():
         print(f"{design}: {n} simulation(s) -> {args.out / (design + '.h5')}")
     return 0

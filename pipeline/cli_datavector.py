@@ -16,6 +16,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
+from cosmopipe.schema import Section, load_yaml
+
+from .cli import UsageError, parse_assignments
+
+# The likelihood modules are imported in the commands: they (numba among them) take about
+# 0.4 s to import, which `cosmopipe --help` and the other subcommands should not pay.
+
 __all__ = ["SUBCOMMANDS"]
 
 _SECTION = ("sample", "likelihoods", "lsst_y1_shear")
@@ -35,10 +44,6 @@ def _add(subparsers) -> argparse.ArgumentParser:
 
 def _likelihood(path: str):
     from cosmopipe.likelihoods.shear import from_config
-    from cosmopipe.schema import Section, load_yaml
-
-    from .cli import UsageError
-
     raw = load_yaml(path)
     node = raw
     for key in _SECTION:
@@ -50,17 +55,11 @@ def _likelihood(path: str):
 
 
 def _parse_params(items, allowed) -> dict[str, float]:
-    from .cli import parse_assignments
-
     return parse_assignments(items, "--param", list(allowed))
 
 
 def _write(args) -> int:
-    import numpy as np
-
     from cosmopipe.likelihoods.shear.modelvector import write_modelvector
-
-    from .cli import UsageError
 
     if args.workflow is None:
         raise UsageError("datavector: a WORKFLOW file is needed with --out")
@@ -79,13 +78,9 @@ def _write(args) -> int:
 
 
 def _compare(args) -> int:
-    import numpy as np
-
     from cosmopipe.likelihoods.shear.covariance import load_covariance
     from cosmopipe.likelihoods.shear.hankel import theta_edges
     from cosmopipe.likelihoods.shear.modelvector import cosmolike_3x2pt_size, delta_chi2_by_cut, read_modelvector
-
-    from .cli import UsageError
 
     if args.workflow is None and args.cov is None:
         raise UsageError("datavector --compare: give a WORKFLOW (its covariance) or --cov FILE")
@@ -105,8 +100,6 @@ def _compare(args) -> int:
 
 def cmd_datavector(args: argparse.Namespace) -> int:
     from cosmopipe.likelihoods.base import LikelihoodError
-
-    from .cli import UsageError
 
     if bool(args.out) == bool(args.compare):
         raise UsageError("datavector: give exactly one of --out FILE or --compare FILE1 FILE2")

@@ -21,9 +21,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from cosmopipe import emulators
+from cosmopipe.emulators.ee2 import ee2_boost
+from cosmopipe.emulators.plots import plot_prediction
 from cosmopipe.emulators.registry import CARD, model_info, models_root, predict, write_model
+from cosmopipe.emulators.validate import validate
 from cosmopipe.integrity import text
 from cosmopipe.provenance import code_version
+from cosmopipe.sims.dataset import read_dataset
+
+from .cli import UsageError, parse_params, parse_redshifts
 
 __all__ = ["SUBCOMMANDS", "MAX_PREDICT_POINTS"]
 
@@ -34,18 +41,11 @@ MAX_PREDICT_POINTS = 1_000_000
 MAX_TABLE_POINTS = 20_000_000
 
 
-def _usage(message: str):
-    from .cli import UsageError
-
-    return UsageError(message)
-
-
 def _load(name):
-    from cosmopipe import emulators
     try:
         return emulators.load(name)
     except (FileNotFoundError, ValueError) as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 # -- predict --------------------------------------------------------------------------
@@ -83,35 +83,33 @@ def _add_predict(subparsers) -> argparse.ArgumentParser:
 
 
 def _predict_inputs(args, emu):
-    from .cli import parse_params, parse_redshifts
-
     z = np.asarray(sorted(parse_redshifts(args.z if args.z is not None else [0.0])), dtype=float)
     if args.nk < 1:
-        raise _usage(f"--nk must be a positive integer, got {args.nk}")
+        raise UsageError(f"--nk must be a positive integer, got {args.nk}")
     # One cosmology per call: the grid is nk x nz.  Refused before anything is evaluated.
     if args.nk * z.size > MAX_PREDICT_POINTS:
-        raise _usage(f"--nk {args.nk} with {z.size} redshift(s) asks for {args.nk * z.size:,} (k, z) points; "
+        raise UsageError(f"--nk {args.nk} with {z.size} redshift(s) asks for {args.nk * z.size:,} (k, z) points; "
                      f"at most {MAX_PREDICT_POINTS:,} are allowed (nk x number of redshifts)")
     params = emu.space.complete(parse_params(args.param))
     if args.k is not None:
         if args.k_min is not None or args.k_max is not None:
-            raise _usage("--k: give either --k or --k-min/--k-max/--nk, not both")
+            raise UsageError("--k: give either --k or --k-min/--k-max/--nk, not both")
         return params, z, np.sort(np.asarray(args.k, dtype=float))
     k_lo, k_hi = emu.k_range
     k_min = k_lo if args.k_min is None else args.k_min
     k_max = k_hi if args.k_max is None else args.k_max
     if not (np.isfinite(k_min) and np.isfinite(k_max) and 0 < k_min <= k_max):
-        raise _usage(f"--k-min/--k-max: need 0 < k-min <= k-max, got {k_min:g}, {k_max:g}")
+        raise UsageError(f"--k-min/--k-max: need 0 < k-min <= k-max, got {k_min:g}, {k_max:g}")
     k = np.geomspace(k_min, k_max, args.nk) if args.nk > 1 else np.array([k_min])
     return params, z, k
 
 
 def _emulator_arg(args) -> str:
     if args.emulator and args.emulator_opt and args.emulator != args.emulator_opt:
-        raise _usage(f"predict: two emulators given ({args.emulator}, {args.emulator_opt}); give one")
+        raise UsageError(f"predict: two emulators given ({args.emulator}, {args.emulator_opt}); give one")
     name = args.emulator or args.emulator_opt
     if not name:
-        raise _usage("predict: give the emulator (a shipped model name or a file), e.g. --emulator NAME")
+        raise UsageError("predict: give the emulator (a shipped model name or a file), e.g. --emulator NAME")
     return name
 
 
@@ -119,21 +117,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     name = _emulator_arg(args)
     emu = _load(name)
     if getattr(emu, "kind", None) not in ("boost", "hybrid"):
-        raise _usage(f"{name}: a {emu.kind} emulator has no boost; give a boost or hybrid emulator")
+        raise UsageError(f"{name}: a {emu.kind} emulator has no boost; give a boost or hybrid emulator")
     if args.table is not None:
         return _predict_table(args, emu, name)
     params, z, k = _predict_inputs(args, emu)
     suffix = args.out.suffix.lower() if args.out is not None else None
     if suffix not in (None, ".csv", ".png"):
-        raise _usage(f"--out: the file name must end in .csv (table) or .png (plot), got {args.out}")
+        raise UsageError(f"--out: the file name must end in .csv (table) or .png (plot), got {args.out}")
     try:
         boost = emu.boost(k, z, params, extrapolate=args.extrapolate)
     except ValueError as exc:
-        raise _usage(str(exc).replace("pass extrapolate=True", "pass --extrapolate")) from None
+        raise UsageError(str(exc).replace("pass extrapolate=True", "pass --extrapolate")) from None
 
     if suffix == ".png":
-        from cosmopipe.emulators.plots import plot_prediction
-
         path, note = plot_prediction(emu, params, k, z, args.out, compare_ee2=args.compare == "ee2",
                                      extrapolate=args.extrapolate)
         if note:
@@ -160,13 +156,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _ee2_column(emu, params, k, z):
-    from cosmopipe.emulators.ee2 import ee2_boost
-
     full = {**emu.fixed, **params}
     try:
         return ee2_boost(k, z, full).ravel()
     except ValueError as exc:
-        raise _usage(f"--compare ee2: {exc}") from None
+        raise UsageError(f"--compare ee2: {exc}") from None
 
 
 def _table(columns: dict, csv: bool) -> str:
@@ -188,51 +182,45 @@ def read_table(path: Path) -> dict[str, np.ndarray]:
         with open(path, newline="") as f:
             rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
     except (OSError, UnicodeDecodeError) as exc:
-        raise _usage(f"--table {path}: cannot be read ({exc})") from None
+        raise UsageError(f"--table {path}: cannot be read ({exc})") from None
     if len(rows) < 2:
-        raise _usage(f"--table {path}: needs a header of parameter names and at least one row of values")
+        raise UsageError(f"--table {path}: needs a header of parameter names and at least one row of values")
     header = [h.strip() for h in rows[0]]
     if len(set(header)) != len(header) or not all(header):
-        raise _usage(f"--table {path}: the header has an empty or repeated column name: {', '.join(header)}")
+        raise UsageError(f"--table {path}: the header has an empty or repeated column name: {', '.join(header)}")
     values = np.empty((len(rows) - 1, len(header)))
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise _usage(f"--table {path}: line {i} has {len(row)} values, the header {len(header)} names")
+            raise UsageError(f"--table {path}: line {i} has {len(row)} values, the header {len(header)} names")
         for j, cell in enumerate(row):
             try:
                 values[i - 2, j] = float(cell)
             except ValueError:
-                raise _usage(f"--table {path}: line {i}, column {header[j]}: {cell!r} is not a number") from None
+                raise UsageError(f"--table {path}: line {i}, column {header[j]}: {cell!r} is not a number") from None
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
 def _predict_table(args, emu, name: str) -> int:
     suffix = args.out.suffix.lower() if args.out is not None else None
     if suffix not in (".csv", ".h5"):
-        raise _usage(f"--out: with --table the file name must end in .csv or .h5, got {args.out}")
+        raise UsageError(f"--out: with --table the file name must end in .csv or .h5, got {args.out}")
     if args.compare:
-        raise _usage("--compare: not available with --table")
+        raise UsageError("--compare: not available with --table")
     columns = read_table(args.table)
-    given = {n: v for n, v in _given_params(args).items() if n not in columns}
+    given = {n: v for n, v in parse_params(args.param).items() if n not in columns}
     _, z, k = _predict_inputs(args, emu)
     n = len(next(iter(columns.values())))
     if n * z.size * k.size > MAX_TABLE_POINTS:
-        raise _usage(f"--table: {n} cosmologies x {z.size} z x {k.size} k = {n * z.size * k.size:,} values; at "
+        raise UsageError(f"--table: {n} cosmologies x {z.size} z x {k.size} k = {n * z.size * k.size:,} values; at "
                      f"most {MAX_TABLE_POINTS:,} (split the table)")
     try:
         result = predict(emu, {**columns, **given}, z, k, extrapolate=args.extrapolate, pnl=True)
     except ValueError as exc:
-        raise _usage(f"--table {args.table}: " + str(exc).replace("pass extrapolate=True", "pass --extrapolate")) from None
+        raise UsageError(f"--table {args.table}: " + str(exc).replace("pass extrapolate=True", "pass --extrapolate")) from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     (_write_h5 if suffix == ".h5" else _write_long_csv)(args.out, result, name, emu)
     print(f"{n} cosmologies x {z.size} z x {k.size} k written to {args.out}")
     return 0
-
-
-def _given_params(args) -> dict:
-    from .cli import parse_params
-
-    return parse_params(args.param)
 
 
 def _write_long_csv(path: Path, result: dict, name: str, emu) -> None:
@@ -285,7 +273,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     try:
         models = model_info(args.root)
     except ValueError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if not models:
         print(f"no models in {models_root(args.root)}")
         return 0
@@ -319,7 +307,7 @@ def cmd_model_card(args: argparse.Namespace) -> int:
         out = write_model(args.emulator, args.out, name=args.name, train=args.train, test=args.test,
                           compare_ee2=not args.no_ee2, description=args.description)
     except (FileNotFoundError, ValueError) as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     sys.stdout.write((out / CARD).read_text())
     print(f"\nmodel written to {out}")
     return 0
@@ -343,22 +331,18 @@ def _add_validate(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cosmopipe.sims.dataset import read_dataset
-
-    from cosmopipe.emulators.validate import validate
-
     emu = _load(args.emulator)
     if getattr(emu, "kind", None) == "linear":
-        raise _usage(f"{args.emulator}: validate compares boosts; give a boost or hybrid emulator")
+        raise UsageError(f"{args.emulator}: validate compares boosts; give a boost or hybrid emulator")
     try:
         test = read_dataset(args.test)
     except (FileNotFoundError, ValueError) as exc:
-        raise _usage(f"--test: {exc}") from None
+        raise UsageError(f"--test: {exc}") from None
     out = args.out if args.out is not None else args.emulator.parent / "validation"
     try:
         result = validate(emu, test, out, compare_ee2=not args.no_ee2, plot=not args.no_plot)
     except ValueError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     sys.stdout.write(Path(result.files["markdown"]).read_text())
     print("\nwritten: " + ", ".join(result.files.values()))
     return 0

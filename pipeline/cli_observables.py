@@ -47,6 +47,8 @@ def _add(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    # Imported here: the likelihood modules (numba among them) take about a second to
+    # import, which `cosmopipe --help` and the other subcommands should not pay.
     from cosmopipe.likelihoods.theory.observables import report_markdown, write_report
     from cosmopipe.pipeline.stages.observables import build_campaign, check_chain, train_and_test
 

@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from .cli import UsageError, parse_assignments
 from .plotting import apply_unit_labels, default_params, posterior_triangle
 from .posterior import PosteriorRun, constraints_tables, find_chains, load_run
 from .stages.sample_support import not_converged_line
@@ -55,8 +56,6 @@ def _add_plot(subparsers) -> argparse.ArgumentParser:
 
 
 def _parse_marks(items) -> dict[str, float]:
-    from .cli import parse_assignments
-
     return parse_assignments(items, "--mark")
 
 
@@ -88,8 +87,6 @@ def convergence_note(run: PosteriorRun, label: str) -> str:
 
 
 def _find(run_dir: Path) -> PosteriorRun:
-    from .cli import UsageError
-
     try:
         return find_thinned(run_dir) or find_chains(run_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -97,8 +94,6 @@ def _find(run_dir: Path) -> PosteriorRun:
 
 
 def _labels(args, runs) -> list[str]:
-    from .cli import UsageError
-
     if args.labels is not None:
         if len(args.labels) != len(args.run_dirs):
             raise UsageError(f"--labels: give one label per RUN_DIR ({len(args.run_dirs)}), got {len(args.labels)}")
@@ -110,8 +105,6 @@ def _labels(args, runs) -> list[str]:
 
 
 def _params(args, samples, runs) -> list[str]:
-    from .cli import UsageError
-
     if args.params:
         return list(args.params)
     per_run = [default_params(s, r.summary.get("nuisance"), args.show_all) for s, r in zip(samples, runs)]
@@ -122,8 +115,6 @@ def _params(args, samples, runs) -> list[str]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-
     marks = _parse_marks(args.mark)
     runs = [_find(d) for d in args.run_dirs]
     labels = _labels(args, runs)

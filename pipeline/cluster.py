@@ -36,8 +36,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cosmopipe.schema import (ConfigError, Section, choice, list_of, nonnegative_int, optional, positive_int,
-                     positive_number, string)
+from cosmopipe.schema import (ConfigError, Section, list_of, nonnegative_int, optional, positive_int,
+                              positive_number, string)
+
+from .cluster_jobs import JobMonitor
 
 __all__ = ["ClusterSpec", "parse_cluster", "merge_cluster", "start_cluster", "stop_cluster", "parse_bytes",
            "machine_memory", "job_script", "cluster_plan", "exposed_without_tls"]
@@ -471,8 +473,6 @@ def start_cluster(spec: ClusterSpec, log: logging.Logger | None = None, run_dir=
     log.info("Dask scheduler %s; dashboard %s", cluster.scheduler_address, client.dashboard_link)
     print(f"Dask dashboard: {client.dashboard_link}", flush=True)
     if run_dir is not None and spec.kind in ("slurm", "pbs"):
-        from .cluster_jobs import JobMonitor
-
         cluster._cosmopipe_monitor = JobMonitor(cluster, client, spec.kind, run_dir, log)
     return cluster, client
 

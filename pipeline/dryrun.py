@@ -15,6 +15,12 @@ from typing import Any, Callable
 
 from cosmopipe.schema import ConfigError
 
+from .cluster import cluster_plan
+from .stages.emulator_bias import check_bias
+from .stages.emulators import _out_dirs, _path
+from .stages.posterior import _build_likelihoods, build_posterior
+from .workflow import RunContext
+
 __all__ = ["check_inputs", "cluster_section"]
 
 log = logging.getLogger("cosmopipe")
@@ -26,8 +32,6 @@ def _need_file(path: Path, source: str, key: str) -> None:
 
 
 def _check_sample(settings: Any, ctx) -> None:
-    from cosmopipe.pipeline.stages.posterior import _build_likelihoods, build_posterior
-
     # The real run's first two steps: they load every data and emulator file and
     # resolve the sampled and fixed parameter names against the likelihoods.
     likelihoods = _build_likelihoods(settings, Path(ctx.run_dir), dry_run=True)
@@ -35,24 +39,14 @@ def _check_sample(settings: Any, ctx) -> None:
 
 
 def _check_train(settings: Any, ctx) -> None:
-    from cosmopipe.pipeline.stages.emulators import _path
-
     _need_file(_path(ctx, settings.dataset, "datasets/train.h5"), settings_source(settings, ctx), "train.dataset")
 
 
 def _check_validate(settings: Any, ctx) -> None:
-    from cosmopipe.pipeline.stages.emulators import _out_dirs, _path
-
     source = settings_source(settings, ctx)
     _need_file(_path(ctx, settings.test, "datasets/test.h5"), source, "validate.test")
     for emulator, _ in _out_dirs(settings, ctx):
         _need_file(emulator, source, "validate.emulators")
-
-
-def _check_bias(settings: Any, ctx) -> None:
-    from cosmopipe.pipeline.stages.emulator_bias import check_bias
-
-    check_bias(settings, ctx)
 
 
 def settings_source(settings: Any, ctx) -> str:
@@ -60,14 +54,12 @@ def settings_source(settings: Any, ctx) -> str:
 
 
 _CHECKS: dict[str, Callable[[Any, Any], None]] = {
-    "sample": _check_sample, "train": _check_train, "validate": _check_validate, "emulator_bias": _check_bias,
+    "sample": _check_sample, "train": _check_train, "validate": _check_validate, "emulator_bias": check_bias,
 }
 
 
 def check_inputs(workflow, only: str | None = None) -> list[str]:
     """Raise the real run's ConfigError for a missing input or unknown parameter; returns notes."""
-    from .workflow import RunContext
-
     names = [only] if only is not None else list(workflow.stages)
     ctx = RunContext(workflow, progress=False)
     notes = []
@@ -83,6 +75,4 @@ def check_inputs(workflow, only: str | None = None) -> list[str]:
 
 
 def cluster_section(workflow) -> str:
-    from .cluster import cluster_plan
-
     return f"[cluster]\n{cluster_plan(workflow.cluster)}\n"

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from cosmopipe.emulators.ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
 from cosmopipe.sims.result import SimResult
 
 __all__ = ["plot_boost", "UNIT_LABELS", "apply_unit_labels", "default_params", "is_nuisance",
@@ -42,8 +43,6 @@ def _title(result: SimResult, note: str) -> str:
 
 def _ee2_reference(result: SimResult) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """EE2 boost on the emulated part of result.k, its k mask, and a title note."""
-    from cosmopipe.emulators.ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
-
     try:
         check_box(result.cosmology)
     except ValueError as exc:

@@ -29,6 +29,14 @@ from typing import Any, Callable
 
 from cosmopipe.schema import ConfigError, Section, file_name, load_yaml, optional, string
 
+# The module, not its functions: start_cluster and stop_cluster are looked up when called,
+# so that tests can run a workflow on an in-process cluster by replacing them.
+from . import cluster as dask_cluster
+from .cluster import merge_cluster, parse_cluster
+from .logs import attach_run_log
+from .plugins import optional_modules
+from .rundir import STALE_TEMP_SECONDS, naming_file, remove_stale_temp_files, run_dir_lock
+
 __all__ = ["Stage", "Workflow", "RunContext", "load_workflow", "stage_registry", "run_workflow"]
 
 log = logging.getLogger("cosmopipe.workflow")
@@ -59,8 +67,6 @@ class Stage:
 
 def stage_registry() -> dict[str, Stage]:
     """All known stages in pipeline order."""
-    from .plugins import optional_modules
-
     return {stage.name: stage for module in optional_modules(_STAGE_MODULES) for stage in module.STAGES}
 
 
@@ -83,8 +89,6 @@ _TOP_KEYS = ("name", "run_dir", "data_dir", "cluster", "description")
 
 def load_workflow(path: str | Path, cluster_override: str | None = None, run_dir: str | Path | None = None) -> Workflow:
     """Read and validate a workflow file (every error names file and key path)."""
-    from .cluster import merge_cluster, parse_cluster
-
     path = Path(path)
     raw = load_yaml(path)
     source = str(path)
@@ -147,24 +151,18 @@ class RunContext:
     def client(self):
         """The Dask client of the workflow's cluster, started on first use."""
         if self._client is None:
-            from .cluster import start_cluster
-
-            self._cluster, self._client = start_cluster(self.workflow.cluster, self.log, run_dir=self.run_dir)
+            self._cluster, self._client = dask_cluster.start_cluster(self.workflow.cluster, self.log, run_dir=self.run_dir)
         return self._client
 
     def close(self) -> None:
         if self._client is not None and self._own_client:
-            from .cluster import stop_cluster
-
-            stop_cluster(self._cluster, self._client)
+            dask_cluster.stop_cluster(self._cluster, self._client)
             self._client = self._cluster = None
 
 
 def _save_resolved(workflow: Workflow) -> None:
     """The resolved configuration goes into the run directory (human-readable)."""
     import yaml
-
-    from .rundir import naming_file
 
     target = workflow.run_dir / "workflow.yaml"
     tmp = target.with_suffix(".yaml.tmp")
@@ -190,9 +188,6 @@ def run_workflow(workflow: Workflow, only: str | None = None, dry_run: bool = Fa
         raise ConfigError(workflow.source, "", f"the workflow defines no stages; known stages: {', '.join(registry)}")
     ctx = RunContext(workflow, progress=progress, resume=resume, client=client)
     ctx.dry_run = dry_run
-    from .logs import attach_run_log
-    from .rundir import STALE_TEMP_SECONDS, remove_stale_temp_files, run_dir_lock
-
     try:
         # Everything that can refuse the workflow runs before the first write.
         for name in names:

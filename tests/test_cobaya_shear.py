@@ -1,6 +1,6 @@
 """The LSST-Y1 shear likelihood in Cobaya on Cobaya's own camb (cosmopipe.likelihoods.cobaya_shear):
 against the project's CAMB provider, and in the joint shear + CMB workflow
-(workflows/joint_shear_cmb.yaml)."""
+(workflows/cobaya_joint_shear_cmb.yaml)."""
 import math
 import os
 from pathlib import Path
@@ -106,7 +106,7 @@ def _joint_workflow(monkeypatch, **shear_changes):
     from cobaya.yaml import yaml_load_file
 
     monkeypatch.setenv(reg.ENV_VAR, str(DATA))
-    info = yaml_load_file(str(Path(__file__).resolve().parents[1] / "workflows" / "joint_shear_cmb.yaml"))
+    info = yaml_load_file(str(Path(__file__).resolve().parents[1] / "workflows" / "cobaya_joint_shear_cmb.yaml"))
     assert info["likelihood"]["lsst_y1_shear"]["class"] == SHEAR and "camb" in info["theory"]
     assert set(info["likelihood"]) == {"lsst_y1_shear", "planck_plik_lite", "planck_lowl_tt", "planck_lowl_ee"}
     info["likelihood"]["lsst_y1_shear"].update(shear_changes)
@@ -130,7 +130,7 @@ def _evaluates_at_the_reference(model):
 
 @needs_planck
 def test_joint_shear_cmb_workflow_evaluates(one_thread, monkeypatch):
-    """workflows/joint_shear_cmb.yaml, its shear angles cut to 8 bins (the curved-sky xi
+    """workflows/cobaya_joint_shear_cmb.yaml, its shear angles cut to 8 bins (the curved-sky xi
     matrices of 26 bins take 10 s to build here): a Cobaya model, finite at its reference point."""
     _evaluates_at_the_reference(_joint_workflow(monkeypatch, theta={"min": 5.0, "max": 250.0, "nbins": 8}))
 

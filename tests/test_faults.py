@@ -21,7 +21,7 @@ import cosmopipe.pipeline.rundir as rundir
 from cosmopipe.pipeline import cli
 from cosmopipe.pipeline.rundir import RunDirError, remove_stale_temp_files, run_dir_lock
 from cosmopipe.schema import ConfigError, inside_path
-from cosmopipe.pipeline.simulate import _write_failure
+from cosmopipe.pipeline.campaign_task import _write_failure
 from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 from cosmopipe.sims import Cosmology, SimConfig
 from cosmopipe.sims.config import MemoryLimitError, available_memory_bytes

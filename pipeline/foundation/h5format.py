@@ -8,9 +8,13 @@ scalars or str depending on how, and by which version, an attribute was written)
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
+import h5py
 import numpy as np
+
+from .integrity import CorruptFileError
 
 __all__ = ["Header", "attr_value", "read_header"]
 
@@ -45,12 +49,6 @@ def open_file(path, what: str):
     FileNotFoundError when absent; CorruptFileError naming the file and ``what`` it should
     be (e.g. "dataset file") when it cannot be read as HDF5 at all (truncated, foreign).
     """
-    from pathlib import Path
-
-    import h5py
-
-    from .integrity import CorruptFileError
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")

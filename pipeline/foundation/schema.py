@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import yaml
-
 __all__ = [
     "ConfigError", "Section", "REQUIRED", "load_yaml",
     "positive_int", "nonnegative_int", "integer", "number", "positive_number", "nonnegative_number",
@@ -47,6 +45,10 @@ def _show(value: Any) -> str:
 
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file and line."""
+    # yaml is imported here, not at the top: the command line imports this module for
+    # ConfigError alone, and `cosmopipe --help` should not pay for a YAML parser.
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "", "workflow file not found")

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from cosmopipe.emulators import load
+
 __all__ = ["TARGETS", "EmulatorRef", "emulator_refs", "check_emulators", "validation_verdict",
            "observables_check_verdict", "GuardRefusal"]
 
@@ -164,8 +166,6 @@ class _Facts:
 
 
 def _power_facts(path: Path) -> _Facts:
-    from cosmopipe.emulators import load
-
     emu = load(path)
     kind = getattr(emu, "kind", "boost")
     info = dict(getattr(emu, "info", {}) or {})

@@ -62,7 +62,7 @@ Relative paths are taken relative to the run directory.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +71,20 @@ from cosmopipe.schema import (ConfigError, Section, boolean, choice, inside_path
                              positive_number, integer, number, string)
 from cosmopipe.pipeline.workflow import Stage
 
+from cosmopipe.emulators.boost import dataset_space, train_boost
+from cosmopipe.emulators.ee2_lcdm import lcdm_space, train_ee2_lcdm
+from cosmopipe.emulators.hybrid import make_hybrid
+from cosmopipe.emulators.io import save
+from cosmopipe.emulators.linear import (camb_linear_dataset, latin_hypercube, read_linear_dataset, train_linear,
+                                        write_linear_dataset)
+from cosmopipe.emulators.loader import load
 from cosmopipe.emulators.network import ACTIVATIONS, TrainConfig
+from cosmopipe.emulators.plots import plot_prediction
+from cosmopipe.emulators.response import train_response
 from cosmopipe.emulators.training import FitSettings
+from cosmopipe.emulators.validate import validate
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.dataset import read_dataset
 
 __all__ = ["STAGES", "TrainSettings", "ValidateSettings"]
 
@@ -273,12 +285,8 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
     if params is not None:
         if settings.target != "response":
             raise sec.error("params", "restricts the inputs of a response emulator only (target: response)")
-        from dataclasses import replace
-
         settings = replace(settings, params=tuple(params))
     if settings.hybrid:
-        from dataclasses import replace
-
         settings = replace(settings, ee2_surrogate=surrogate)
     elif isinstance(surrogate_value, dict):
         raise sec.error("ee2_surrogate", "is only used with hybrid: true")
@@ -327,8 +335,6 @@ def _default_out(s: TrainSettings) -> str:
 
 def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_linear: bool, log,
                target: str = "boost", params: tuple | None = None) -> bool:
-    from cosmopipe.emulators.loader import load
-
     if not path.is_file():
         return False
     try:
@@ -346,14 +352,6 @@ def _resume_ok(path: Path, dataset_hash: str, settings: dict, cuts: dict, with_l
 
 
 def run_train(s: TrainSettings, ctx) -> None:
-    from cosmopipe.sims.dataset import read_dataset
-
-    from cosmopipe.emulators.boost import dataset_space, train_boost
-    from cosmopipe.emulators.hybrid import make_hybrid
-    from cosmopipe.emulators.io import save
-    from cosmopipe.emulators.loader import load
-    from cosmopipe.emulators.response import train_response
-
     dataset_path = _path(ctx, s.dataset, "datasets/train.h5")
     out = _path(ctx, s.out, _default_out(s))
     ds = read_dataset(dataset_path)
@@ -395,9 +393,6 @@ def run_train(s: TrainSettings, ctx) -> None:
 def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
     """The EE2 surrogate for ``emu``'s LCDM slice: reused from an existing hybrid file
     made with the same settings, else trained (minutes)."""
-    from cosmopipe.emulators.ee2_lcdm import lcdm_space, train_ee2_lcdm
-    from cosmopipe.emulators.loader import load
-
     space = lcdm_space(emu.space)
     z_max = max(emu.z_range[1], emu.linear.z_range[1] if emu.linear is not None else 0.0)
     z = np.linspace(0.0, z_max, su.nz)
@@ -423,9 +418,6 @@ def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
 
 
 def _train_linear(s: TrainSettings, ds, space, ctx, client):
-    from cosmopipe.emulators.linear import (camb_linear_dataset, latin_hypercube, read_linear_dataset, train_linear,
-                         write_linear_dataset)
-
     lin = s.linear
     z_max = lin.z_max if lin.z_max is not None else float(np.max(ds.z))
     z = np.expm1(np.linspace(0.0, np.log1p(z_max), lin.nz)) if lin.nz > 1 else np.array([0.0])
@@ -460,8 +452,6 @@ def _train_linear(s: TrainSettings, ds, space, ctx, client):
 
 # -- validate -------------------------------------------------------------------------
 def _parse_predict(sec: Section) -> PredictSettings:
-    from cosmopipe.sims.cosmology import Cosmology
-
     params_sec = sec.sub("params", default={})
     params = {}
     for name in list(params_sec.keys()):
@@ -524,11 +514,6 @@ def plan_validate(s: ValidateSettings, ctx) -> str:
 
 
 def run_validate(s: ValidateSettings, ctx) -> None:
-    from cosmopipe.sims.dataset import read_dataset
-
-    from cosmopipe.emulators.loader import load
-    from cosmopipe.emulators.validate import validate
-
     test = read_dataset(_path(ctx, s.test, "datasets/test.h5"))
     for emu_path, out_dir in _out_dirs(s, ctx):
         emu = load(emu_path)
@@ -547,10 +532,6 @@ def run_validate(s: ValidateSettings, ctx) -> None:
 
 
 def _predict_plot(p: PredictSettings, emu, out_dir: Path, ctx) -> None:
-    from cosmopipe.sims.cosmology import Cosmology
-
-    from cosmopipe.emulators.plots import plot_prediction
-
     reference = Cosmology().to_dict()
     params = {n: (dict(p.params)[n] if n in dict(p.params) else reference[n]) for n in emu.params}
     params.update({n: v for n, v in p.params if n not in emu.params})

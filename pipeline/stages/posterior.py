@@ -54,16 +54,17 @@ from cosmopipe.schema import (ConfigError, Section, boolean, choice, inside_path
                              positive_int, positive_number, string)
 from cosmopipe.pipeline.workflow import Stage
 
+from cosmopipe.likelihoods.base import LIKELIHOODS, LikelihoodError, likelihood_factory
 from cosmopipe.likelihoods.priors import Prior, parse_prior, prior_from_default
 from cosmopipe.likelihoods.sampling import (MOVES, PARALLEL_MODES, ChainRun, Convergence, DerivedParam, Posterior, SampledParam,
                        SamplerSettings, SamplingError, read_chain, run_chains, write_getdist)
 from cosmopipe.likelihoods.theory import TheorySpec, make_theory, parse_theory
+from cosmopipe.sims.cosmology import Cosmology
 
 from .emulator_guard import GuardRefusal, check_emulators, emulator_refs
 from .sample_support import not_converged_line
 
-__all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior", "BiasSettings",
-           "parse_bias", "run_bias", "plan_bias"]
+__all__ = ["STAGES", "SampleSettings", "ParamEntry", "parse", "run", "plan", "build_posterior"]
 
 _PARAM_KEYS = ("prior", "ref", "proposal", "latex", "value", "derived")
 _SECTION_KEYS = ("likelihoods", "theory", "params", "sampler", "out", "allow_unvalidated_emulator")
@@ -159,8 +160,6 @@ def _parse_sampler(section: Section) -> SamplerSettings:
 
 
 def parse(section: Section, info: dict) -> SampleSettings:
-    from cosmopipe.likelihoods.base import LIKELIHOODS
-
     liks = section.sub("likelihoods")
     if not list(liks.keys()):
         raise liks.error(None, f"name at least one likelihood; known: {', '.join(sorted(LIKELIHOODS))}")
@@ -197,8 +196,6 @@ def guard_emulators(settings: SampleSettings, posterior: Posterior, log) -> list
 def _build_likelihoods(settings: SampleSettings, run_dir: Path, dry_run: bool = False) -> list:
     """The likelihoods of the sample section; ``dry_run``: checked, not computed where that
     costs minutes (the non-Gaussian shear covariance)."""
-    from cosmopipe.likelihoods.base import LikelihoodError, likelihood_factory
-
     info = dict(settings.info, run_dir=run_dir, dry_run=dry_run)
     out = []
     for name, raw in settings.likelihoods:
@@ -219,8 +216,6 @@ def _build_likelihoods(settings: SampleSettings, run_dir: Path, dry_run: bool = 
 
 def _reads(lik) -> tuple[str, ...]:
     """Non-nuisance parameters a likelihood reads."""
-    from cosmopipe.sims.cosmology import Cosmology
-
     declared = getattr(lik, "input_params", None)
     if declared is not None:
         return tuple(declared)
@@ -324,8 +319,6 @@ def _fiducial(settings: SampleSettings, likelihoods: list) -> dict[str, float]:
         if isinstance(values, Mapping):
             out.update({k: float(v) for k, v in values.items() if isinstance(v, (int, float))})
     if not out:
-        from cosmopipe.sims.cosmology import Cosmology
-
         for _, raw in settings.likelihoods:
             given = (raw.get("data") or {}).get("fiducial") if isinstance(raw.get("data"), Mapping) else None
             if isinstance(given, Mapping):
