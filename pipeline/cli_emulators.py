@@ -6,6 +6,7 @@
     cosmopipe validate EMULATOR --test DATASET [--out DIR] [--no-ee2]
     cosmopipe models
     cosmopipe model-card EMULATOR --out DIR [--name NAME] [--train DATASET] [--test DATASET] [--no-ee2]
+                         [--ee2-points N]
 
 EMULATOR is a shipped model's name (``cosmopipe models``) or an emulator file.
 """
@@ -299,13 +300,17 @@ def _add_model_card(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test", type=Path, metavar="DATASET", help="held-out test dataset (validated and shipped)")
     p.add_argument("--description", default="", help="a sentence for the top of the card")
     p.add_argument("--no-ee2", action="store_true", help="skip the comparison with EuclidEmulator2")
+    p.add_argument("--ee2-points", type=int, default=0, metavar="N",
+                   help="also compare with EuclidEmulator2 at N Latin-hypercube cosmologies over the box "
+                        "(a larger sample than the held-out simulations; 0: not done)")
     return p
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
     try:
         out = write_model(args.emulator, args.out, name=args.name, train=args.train, test=args.test,
-                          compare_ee2=not args.no_ee2, description=args.description)
+                          compare_ee2=not args.no_ee2, description=args.description,
+                          ee2_points=0 if args.no_ee2 else args.ee2_points)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     sys.stdout.write((out / CARD).read_text())

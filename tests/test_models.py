@@ -161,7 +161,7 @@ def model_root(response, twins, held_out, tmp_path_factory):
     write_dataset(src / "train.h5", twins)
     write_dataset(src / "test.h5", held_out)
     registry.write_model(emu_path, root / "tiny-w0wa", train=src / "train.h5", test=src / "test.h5",
-                         description="A tiny test model.")
+                         description="A tiny test model.", ee2_points=12)
     return root
 
 
@@ -177,8 +177,10 @@ def test_model_directory(model_root):
     for text in ("| Omega_b | 0.04 | 0.06 |", "## Against simulations (response R)", "## Against EuclidEmulator2", "p95 %",
                  "Headline (the hybrid's target): against EuclidEmulator2",
                  "cosmologies/s", f"version {emu_io.FORMAT_VERSION}", manifest["files"]["hybrid.h5"]["sha256"],
-                 "train set: 80 simulations", "response R = B(theta)/B(theta_LCDM)"):
+                 "train set: 80 simulations", "response R = B(theta)/B(theta_LCDM)",
+                 "## Against EuclidEmulator2 over the box (12 Latin-hypercube cosmologies, seed 0)"):
         assert text in card, text
+    assert "vs EE2 over the box (12 cosmologies)" in manifest["accuracy"]
 
 
 def test_load_by_name_verifies_and_prints_short(model_root, monkeypatch, held_out):
@@ -213,7 +215,7 @@ def test_workflows_name_shipped_models(model_root, monkeypatch):
     ratio = source.emulator.log_cola_ratio(k, z, cosmo.to_dict())
     assert ratio.shape == (2, 12) and np.all(np.isfinite(ratio)) and np.abs(ratio).max() > 1e-3
     facts = _power_facts(model_root / "tiny-w0wa" / "hybrid.h5")
-    assert "validate stage" in facts.measured and "hybrid.validation.json" in facts.measured
+    assert "EE2 at 12 cosmologies over the box" in facts.measured and "hybrid.validation.json" in facts.measured
     with pytest.raises(ConfigError, match="power.path: unknown emulator model 'nope'; shipped models: tiny-w0wa"):
         _power_from(Section({"source": "emulator", "path": "nope"}, "power", "w.yaml"), {})
 

@@ -121,7 +121,11 @@ def validation_verdict(kind: str, info: Mapping[str, Any], report: Mapping[str, 
     target = TARGETS[kind]
     value, source = None, ""
     if kind == "hybrid":
-        if report and report.get("ee2_p95_max_error_k_le_1_z_le_2") is not None:
+        box = (report or {}).get("ee2_box") or {}
+        if box.get("p95") is not None:
+            value, source = box["p95"], (f"EE2 at {box['n_box']} cosmologies over the box, model card "
+                                         f"({report['_file']})")
+        elif report and report.get("ee2_p95_max_error_k_le_1_z_le_2") is not None:
             value, source = report["ee2_p95_max_error_k_le_1_z_le_2"], f"validate stage ({report['_file']})"
         elif cola_info and (cola_info.get("validation") or {}).get("max_k_le_1_p95") is not None:
             value = cola_info["validation"]["max_k_le_1_p95"]
