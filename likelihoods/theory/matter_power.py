@@ -414,7 +414,12 @@ class EmulatorPower:
             raise LikelihoodError(f"power.ee2: must be one of {', '.join(EE2_OPTIONS)}, got {self.ee2!r}")
         if self.emulator is None:
             if not Path(self.path).exists():
-                raise LikelihoodError(f"power.path: emulator file {self.path} not found")
+                from cosmopipe.emulators.registry import model_file
+
+                try:  # a shipped model's name
+                    object.__setattr__(self, "path", str(model_file(self.path)))
+                except (FileNotFoundError, ValueError) as exc:
+                    raise LikelihoodError(f"power.path: emulator file {self.path} not found ({exc})") from None
             try:
                 from cosmopipe.emulators import load
             except ImportError:
