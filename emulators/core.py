@@ -35,6 +35,7 @@ _CACHE_SIZE = 8
 # Up to this many rows the joint model interpolates Y separably (see _separable);
 # larger batches use the folded basis, a single well-shaped matrix product.
 _SEPARABLE_MAX_ROWS = 4
+_FOLDED_WEIGHT = 4.0
 # Relative slack on the grid edges (values read back from text).
 _EDGE_TOL = 1e-9
 
@@ -217,13 +218,23 @@ class PCANetwork:
         coeff = self.coefficients(theta)
         n = theta.shape[0]
         if self.mode == "joint":
-            if n <= _SEPARABLE_MAX_ROWS and (op.mz_joint is not None or op.mk_t is not None):
+            if n <= _SEPARABLE_MAX_ROWS and (op.mz_joint is not None or op.mk_t is not None) \
+                    and self._separable_is_cheaper(op):
                 return self._separable(coeff[0], op, n)
             return (op.mean + coeff[0] @ op.basis).reshape(n, z.size, k.size)
         y = op.mean[:, None, :] + coeff @ op.basis                             # (nz, n, nk')
         if op.mz is None:
             return y.transpose(1, 0, 2)
         return np.einsum("az,znk->nak", op.mz, y, optimize=True)
+
+    def _separable_is_cheaper(self, op: "_GridOperator") -> bool:
+        """Per row, the folded basis streams c nz' nk' numbers (memory-bound: weighed 4x);
+        the separable route multiplies c nz nk, then nz nk nk' and nz' nz nk'.  A training
+        grid finer than the request (EE2's 613 k in the surrogate) favours the folded basis."""
+        nz, nk = self.z.size, self.k.size
+        c = self._scaled_basis.shape[1]
+        separable = nz * nk * (c + op.k.size) + op.z.size * nz * op.k.size
+        return separable < _FOLDED_WEIGHT * c * op.z.size * op.k.size
 
     def _separable(self, coeff: np.ndarray, op: "_GridOperator", n: int) -> np.ndarray:
         # Y on the training grid first, then the z and k splines as two small
