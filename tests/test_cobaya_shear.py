@@ -97,7 +97,8 @@ def test_camb_shear_agrees_with_the_projects_camb_provider(camb_pair):
     assert model.provider.get_param("omegam") == pytest.approx(cosmo.Omega_m, rel=1e-7)
 
 
-NEEDED = ("planck_2018_plik_lite", "planck_2018_lowl_tt_2bins", "planck_sroll2_lowE")
+NEEDED = ("planck_2018_plik_lite", "planck_2018_lowl_tt_2bins", "planck_sroll2_lowE", "sn_pantheon_binned",
+          "bao_sixdf_2011", "bao_sdss_mgs", "bao_boss_dr12")
 needs_planck = pytest.mark.skipif(DATA is None or not all(reg.available(n, DATA) for n in NEEDED),
                                   reason="Planck data not found: set COSMOPIPE_DATA or provide ../shared/data")
 
@@ -108,7 +109,8 @@ def _joint_workflow(monkeypatch, **shear_changes):
     monkeypatch.setenv(reg.ENV_VAR, str(DATA))
     info = yaml_load_file(str(Path(__file__).resolve().parents[1] / "workflows" / "cobaya_joint_shear_cmb.yaml"))
     assert info["likelihood"]["lsst_y1_shear"]["class"] == SHEAR and "camb" in info["theory"]
-    assert set(info["likelihood"]) == {"lsst_y1_shear", "planck_plik_lite", "planck_lowl_tt", "planck_lowl_ee"}
+    assert set(info["likelihood"]) == {"lsst_y1_shear", "planck_plik_lite", "planck_lowl_tt", "planck_lowl_ee",
+                                       "bao", "pantheon"}
     info["likelihood"]["lsst_y1_shear"].update(shear_changes)
     info.pop("output")
     info.pop("sampler")
