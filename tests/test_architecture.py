@@ -8,6 +8,7 @@ import-linter) cannot follow.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -88,6 +89,24 @@ def test_the_wheel_installs_one_import_name(installed):
     from cosmopipe._version import __version__
     assert out[0] == __version__
     assert str(python.parent.parent) in out[1]
+
+
+def test_the_wheel_carries_the_shipped_models(installed):
+    """Every file a shipped model's manifest lists is in the wheel, and the model loads
+    from the installed package with its checksums verified."""
+    _, python, package = installed
+    from cosmopipe.emulators.registry import models_root, shipped
+
+    names = shipped()
+    assert names, "no shipped model in emulators/models"
+    for name in names:
+        listed = json.loads((models_root() / name / "MANIFEST.json").read_text())["files"]
+        for file in listed:
+            assert (package / "emulators" / "models" / name / file).is_file(), f"{name}/{file} not in the wheel"
+    script = ("import sys; from cosmopipe import emulators; emu = emulators.load(sys.argv[1]); "
+              "assert emulators.registry.models_root().is_relative_to(sys.argv[2]); print(emu.kind)")
+    out = _run([str(python), "-c", script, names[0], str(package)], env=_with_dependencies(), cwd=package.parent.parent)
+    assert out.stdout.split()[-1] in ("boost", "hybrid")
 
 
 def test_every_module_imports_from_the_installed_wheel(installed):
