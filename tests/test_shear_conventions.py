@@ -144,6 +144,10 @@ class _Hybrid:
     def pnl(self, k, z, params, ee2="exact"):
         raise AssertionError("the hybrid path must not call pnl")
 
+    def log_cola_ratio(self, k, z, params):
+        """What COLA adds to EE2 (emulators.hybrid.HybridEmulator.log_cola_ratio)."""
+        return self.cola.log_boost(k, z, params) - self.cola.log_boost(k, z, {**params, "w0": -1.0})
+
     def ln_ee2_lcdm(self, theta, z, k, mode):
         return np.zeros((1, np.size(z), np.size(k)))
 
