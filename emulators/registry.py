@@ -381,7 +381,7 @@ def _training_text(emulator, datasets: dict) -> list[str]:
         lines.append(f"- network: {settings.get('mode')} PCA + MLP {net.get('hidden')} ({net.get('activation')}), "
                      f"training grid {inner.model.z.size} z x {inner.model.k.size} k")
     if emulator.kind == "hybrid":
-        lines.append(f"- LCDM boost: EuclidEmulator2 at theta_LCDM"
+        lines.append("- LCDM boost: EuclidEmulator2 at theta_LCDM"
                      + (" (a PCA + MLP surrogate of it is stored for sampling)" if emulator.ee2_lcdm is not None else ""))
     for role, ds in datasets.items():
         config = ds.attrs.get("sim_config", "")
@@ -390,8 +390,10 @@ def _training_text(emulator, datasets: dict) -> list[str]:
         except json.JSONDecodeError:
             pass
         if isinstance(config, dict):
-            keys = [k for k in ("n_particles", "npart", "n_mesh", "box_size", "n_steps", "steps") if k in config]
-            config = ", ".join(f"{k} = {config[k]}" for k in keys) or json.dumps(config)[:200]
+            keys = [k for k in ("particles", "box", "mesh", "steps", "z_init", "paired", "fixed_amplitude")
+                    if k in config]
+            units = {"particles": "^3", "box": " Mpc/h", "mesh": "^3"}
+            config = ", ".join(f"{k} = {config[k]}{units.get(k, '')}" for k in keys) or json.dumps(config)[:200]
         lines.append(f"- {role} set: {len(ds)} simulations, design {ds.attrs.get('design', '?')!s}; resolution: "
                      f"{config or 'not recorded'}")
     return lines

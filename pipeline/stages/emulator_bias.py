@@ -67,8 +67,6 @@ _DEFAULT_STEPS = {"Omega_m": 0.005, "Omega_b": 0.001, "h": 0.01, "A_s": 0.05e-9,
 # Added to the default steps when the emulator varies wa (or with no emulator): a
 # w0waCDM analysis samples it, a wCDM one does not.
 _WA_STEP = 0.05
-METHOD_LABELS = {"emulator": "COLA hybrid (emulator)", "ee2_lcdm": "EE2 LCDM boost unchanged",
-                 "hmcode": "HMcode-2020", "hmcode_hybrid": "HMcode hybrid", "ee2": "EE2"}
 
 
 @dataclass(frozen=True)
