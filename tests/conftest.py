@@ -71,3 +71,14 @@ def load_benchmark():
         return module
 
     return load
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """CAMB on one thread for the module's tests: the test machines are shared."""
+    import camb
+
+    saved = camb.config.ThreadNum
+    camb.config.ThreadNum = 1
+    yield
+    camb.config.ThreadNum = saved

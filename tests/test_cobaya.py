@@ -52,16 +52,6 @@ RTOL = 1e-8
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    import camb
-
-    saved = camb.config.ThreadNum
-    camb.config.ThreadNum = 1  # the test machines are shared
-    yield
-    camb.config.ThreadNum = saved
-
-
-@pytest.fixture(scope="module")
 def model(one_thread):
     from cobaya.model import get_model
 

@@ -35,16 +35,6 @@ DATA = _shared_data()
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    import camb
-
-    saved = camb.config.ThreadNum
-    camb.config.ThreadNum = 1  # the test machines are shared
-    yield
-    camb.config.ThreadNum = saved
-
-
-@pytest.fixture(scope="module")
 def camb_pair(one_thread):
     """(the project's shear likelihood with P_nl from its theory provider, that provider (CAMB,
     sample.theory.provider: camb), the point in Planck names, the Cobaya model on camb)."""
