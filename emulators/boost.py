@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from cosmopipe.provenance import code_version
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.linear import linear_power
+
 from .core import PCANetwork, summary
+from .io import save
+from .linear import K_MARGIN
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -113,18 +119,11 @@ class BoostEmulator:
 
     def save(self, path):
         """Write to one HDF5 file (see emulators.io); returns the path."""
-        from .io import save
-
         return save(self, path)
 
 
 def camb_pk_lin(cosmologies: list[dict], z: np.ndarray, k: np.ndarray, species: str = "tot") -> np.ndarray:
     """Linear P(k, z) [(Mpc/h)^3] from CAMB for each cosmology: (n, nz, nk)."""
-    from cosmopipe.sims.cosmology import Cosmology
-    from cosmopipe.sims.linear import linear_power
-
-    from .linear import K_MARGIN
-
     out = np.empty((len(cosmologies), z.size, k.size))
     for i, params in enumerate(cosmologies):
         lin = linear_power(Cosmology.from_dict(params), redshifts=z, kmax=K_MARGIN * max(float(k.max()), 1.0))
@@ -174,8 +173,6 @@ def train_boost(dataset, settings: FitSettings = FitSettings(), client=None, k_m
     linear        a linear-power emulator to attach (see :mod:`cosmopipe.emulators.linear`)
     client        optional dask.distributed Client (one task per network)
     """
-    from cosmopipe.provenance import code_version
-
     t0 = time.perf_counter()
     space = dataset_space(dataset)
     boost = np.asarray(dataset.boost, dtype=float)

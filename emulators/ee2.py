@@ -28,7 +28,6 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 __all__ = ["EE2_BOX", "EE2_K_RANGE", "EE2_Z_RANGE", "ee2_boost", "in_box", "check_box"]
 
@@ -190,6 +189,10 @@ def ee2_boost(k: Any, z: Any, cosmology: Any) -> np.ndarray:
     k_lo, k_hi = k_native[0], k_native[-1]
     if np.any(k > k_hi):
         _warn_high_k(k_hi)
+
+    # scipy.interpolate is imported here, on first use: it costs ~0.3 s, which importing
+    # cosmopipe.emulators (and with it the command line) should not pay.
+    from scipy.interpolate import CubicSpline
 
     # ln B is smoother than B over the three decades of k.
     spline = CubicSpline(np.log(k_native), np.log(boost_native), axis=1)

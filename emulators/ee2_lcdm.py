@@ -35,6 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
+from cosmopipe.provenance import code_version
+from cosmopipe.sims.design import ParameterBox, latin_hypercube
+
 from .boost import BoostEmulator
 from .ee2 import EE2_BOX, _native_boost, _params, check_box, euclidemu2_version
 from .params import ParameterSpace
@@ -105,9 +108,6 @@ def train_ee2_lcdm(space: ParameterSpace, n: int = 3000, z: Sequence[float] | No
     n_test   independent held-out cosmologies for the reported accuracy
              (``info['validation']``: max |B/B_EE2 - 1| per cosmology over k ranges)
     """
-    from cosmopipe.provenance import code_version
-    from cosmopipe.sims.design import ParameterBox, latin_hypercube
-
     t0 = time.perf_counter()
     lspace = lcdm_space(space)
     z = np.asarray(np.linspace(0.0, 3.0, 16) if z is None else z, dtype=float)

@@ -35,6 +35,7 @@ from .boost import BoostEmulator, camb_pk_lin
 from .core import summary
 from .ee2 import check_box, ee2_boost, euclidemu2_version
 from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
+from .io import save
 from .response import ResponseEmulator
 
 __all__ = ["HybridEmulator", "make_hybrid", "EE2_MODES"]
@@ -191,8 +192,6 @@ class HybridEmulator:
         return out[0] if single else out
 
     def save(self, path):
-        from .io import save
-
         return save(self, path)
 
 

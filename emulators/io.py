@@ -46,6 +46,11 @@ import numpy as np
 
 from cosmopipe.h5format import read_header
 from cosmopipe.integrity import CorruptFileError, seal, text
+from cosmopipe.sims.io import atomic_hdf5
+
+from .core import PCANetwork
+from .network import MLP
+from .params import ParameterSpace
 
 __all__ = ["save", "FORMAT", "FORMAT_VERSION", "KINDS"]
 
@@ -129,8 +134,6 @@ def _write(group: h5py.Group, emulator) -> None:
 
 def save(emulator, path: str | Path) -> Path:
     """Write ``emulator`` to the HDF5 file ``path`` atomically, sealed with checksums; returns the path."""
-    from cosmopipe.sims.io import atomic_hdf5
-
     path = Path(path)
     with atomic_hdf5(path) as f:
         f.attrs["format"] = text(FORMAT)
@@ -161,16 +164,11 @@ def _array(group: h5py.Group, name: str) -> np.ndarray:
 
 
 def _read_space(g: h5py.Group):
-    from .params import ParameterSpace
-
     return ParameterSpace(tuple(json.loads(_attr(g, "varied"))), _array(g, "lower"), _array(g, "upper"),
                           json.loads(_attr(g, "fixed")))
 
 
 def _read_model(group: h5py.Group):
-    from .core import PCANetwork
-    from .network import MLP
-
     if "model" not in group:
         raise _Corrupt(f"{group.name}: group 'model' is missing")
     g = group["model"]

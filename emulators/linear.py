@@ -28,9 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import h5py
 import numpy as np
 
+from cosmopipe.h5format import read_header
+from cosmopipe.provenance import code_version
+from cosmopipe.sims import design as sims_design
+from cosmopipe.sims.cosmology import T_CMB, Cosmology
+from cosmopipe.sims.io import atomic_hdf5
+from cosmopipe.sims.linear import linear_power
+
 from .core import PCANetwork, as_grid, summary
+from .io import save
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -53,8 +62,6 @@ def _column(v) -> np.ndarray:
 def eh_nowiggle_log_t2(omega_m, omega_b, h, k: np.ndarray) -> np.ndarray:
     """2 ln T(k) of the Eisenstein & Hu (1998) no-wiggle transfer function,
     k [h/Mpc]; (n, 1, nk) for (n,) parameter arrays."""
-    from cosmopipe.sims.cosmology import T_CMB
-
     om, ob, h = _column(omega_m), _column(omega_b), _column(h)
     wm, wb, fb = om * h * h, ob * h * h, ob / om
     theta2 = (T_CMB / 2.7) ** 2
@@ -156,8 +163,6 @@ class LinearEmulator:
 
     def save(self, path):
         """Write to one HDF5 file (see emulators.io); returns the path."""
-        from .io import save
-
         return save(self, path)
 
 
@@ -190,20 +195,15 @@ class LinearDataset:
 
 def latin_hypercube(n: int, space: ParameterSpace, seed: int = 0) -> list[dict[str, float]]:
     """n cosmologies (full parameter dicts) on a Latin hypercube of the box of ``space``."""
-    from cosmopipe.sims import design
-
     if n < 1:
         raise ValueError(f"latin_hypercube: n must be a positive integer, got {n}")
-    box = design.ParameterBox(space.names, tuple(space.lower), tuple(space.upper))
-    return space.cosmology_dicts(design.latin_hypercube(box, n, seed=seed))
+    box = sims_design.ParameterBox(space.names, tuple(space.lower), tuple(space.upper))
+    return space.cosmology_dicts(sims_design.latin_hypercube(box, n, seed=seed))
 
 
 def camb_spectra(params: dict, z: np.ndarray, k: np.ndarray, species: str = "tot",
                  threads: int | None = None) -> tuple[np.ndarray, float]:
     """One CAMB run: P_lin (nz, nk) [(Mpc/h)^3] of ``species`` and the wall seconds."""
-    from cosmopipe.sims.cosmology import Cosmology
-    from cosmopipe.sims.linear import linear_power
-
     if threads is not None:
         import camb
 
@@ -226,8 +226,6 @@ def camb_linear_dataset(design: Sequence[Any], z: Sequence[float], k: Sequence[f
     client   optional dask.distributed Client: one task per cosmology, each CAMB
              single-threaded (the cluster supplies the parallelism)
     """
-    from cosmopipe.sims.cosmology import Cosmology
-
     if species not in SPECIES:
         raise ValueError(f"species must be one of {', '.join(SPECIES)}, got {species!r}")
     cosmologies = [c if isinstance(c, Cosmology) else Cosmology.from_dict(dict(c)) for c in design]
@@ -251,8 +249,6 @@ def camb_linear_dataset(design: Sequence[Any], z: Sequence[float], k: Sequence[f
 
 def write_linear_dataset(path: str | Path, data: LinearDataset) -> Path:
     """Atomic HDF5 copy of a CAMB campaign (so a workflow can resume without rerunning it)."""
-    from cosmopipe.sims.io import atomic_hdf5
-
     path = Path(path)
     with atomic_hdf5(path) as f:
         for name in ("params", "z", "k", "pk", "seconds"):
@@ -268,10 +264,6 @@ def write_linear_dataset(path: str | Path, data: LinearDataset) -> Path:
 
 
 def read_linear_dataset(path: str | Path) -> LinearDataset:
-    import h5py
-
-    from cosmopipe.h5format import read_header
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such linear-power dataset")
@@ -294,8 +286,6 @@ def train_linear(data: LinearDataset, space: ParameterSpace, settings: FitSettin
                  client=None) -> LinearEmulator:
     """Fit a linear-power emulator over ``space`` (varied names, box, fixed values)
     to a CAMB campaign; every fixed value must match the campaign's."""
-    from cosmopipe.provenance import code_version
-
     t0 = time.perf_counter()
     for name, value in space.fixed.items():
         column = data.column(name)

@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cosmopipe.sims.cosmology import Cosmology
+
 __all__ = ["ParameterSpace"]
 
 # Relative slack for box edges and fixed values: values written to and read
@@ -30,8 +32,6 @@ _REL_TOL = 1e-9
 
 @functools.lru_cache(maxsize=1)
 def _cosmology_names() -> tuple[str, ...]:
-    from cosmopipe.sims.cosmology import Cosmology
-
     return Cosmology.names()
 
 
@@ -97,8 +97,6 @@ class ParameterSpace:
             return theta[:, self.names.index(name)]
         if name in self.fixed:
             return self.fixed[name]
-        from cosmopipe.sims.cosmology import Cosmology
-
         return getattr(Cosmology(), name)
 
     def cosmology_dicts(self, theta: np.ndarray) -> list[dict[str, float]]:
@@ -169,8 +167,6 @@ class ParameterSpace:
             expected = self.fixed[name] if name in self.fixed else None
             if expected is None:
                 # Not varied and not recorded as fixed: only the default is safe.
-                from cosmopipe.sims.cosmology import Cosmology
-
                 expected = float(getattr(Cosmology(), name))
             ok = _same_value(values, expected)
             if not np.all(ok):
@@ -217,8 +213,6 @@ class ParameterSpace:
 
 @functools.lru_cache(maxsize=1)
 def _reference_values() -> dict[str, float]:
-    from cosmopipe.sims.cosmology import Cosmology
-
     return Cosmology().to_dict()
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
+
 __all__ = ["plot_prediction"]
 
 
@@ -17,8 +19,6 @@ def plot_prediction(emulator, params: dict, k: np.ndarray, z: np.ndarray, path: 
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from .ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
 
     path = Path(path)
     k, z = np.asarray(k, float), np.asarray(z, float)

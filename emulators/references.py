@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.linear import camb_params
+
 __all__ = ["camb_boost", "CAMB_MODELS"]
 
 # Our names -> CAMB's halofit_version.
@@ -30,9 +33,6 @@ def camb_boost(k: Any, z: Any, cosmo: Any, model: str = "mead2020") -> np.ndarra
     Below CAMB's smallest tabulated k (about 1e-4 h/Mpc) B = 1.
     """
     import camb
-
-    from cosmopipe.sims.cosmology import Cosmology
-    from cosmopipe.sims.linear import camb_params
 
     if model not in CAMB_MODELS:
         raise ValueError(f"camb_boost: model must be one of {', '.join(CAMB_MODELS)}, got {model!r}")

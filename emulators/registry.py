@@ -31,15 +31,18 @@ from cosmopipe.integrity import CorruptFileError
 from cosmopipe.sims.dataset import read_dataset
 
 from . import io as _io
+from .ee2 import EE2_BOX, EE2_Z_RANGE
 from .loader import load as _load_file
-from .validate import validate
+from .synthetic import ee2_dataset
+from .validate import EE2_K, EE2_TOL, error_table, validate
 
-__all__ = ["load", "models_root", "shipped", "model_info", "model_file", "verify_model", "write_model", "predict",
-           "default_grid", "MODELS_ENV", "MANIFEST", "CARD", "MANIFEST_FORMAT", "MANIFEST_VERSION"]
+__all__ = ["load", "is_model_name", "models_root", "shipped", "model_info", "model_file", "verify_model", "write_model", "predict",
+           "default_grid", "write_manifest", "file_entry", "POWER_KINDS", "MODELS_ENV", "MANIFEST", "CARD", "MANIFEST_FORMAT", "MANIFEST_VERSION"]
 
 MODELS_ENV = "COSMOPIPE_MODELS"
 MANIFEST, CARD = "MANIFEST.json", "MODEL_CARD.md"
 MANIFEST_FORMAT, MANIFEST_VERSION = "cosmopipe-model", 1
+POWER_KINDS = ("boost", "hybrid")     # what load() returns; other kinds are loaded by their layer
 # predict's k grid when none is given: this many log-spaced values over the emulator's range.
 DEFAULT_NK = 30
 DEFAULT_Z = (0.0,)
@@ -60,6 +63,12 @@ def shipped(root: str | os.PathLike | None = None) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / MANIFEST).is_file())
+
+
+def is_model_name(value: str) -> bool:
+    """A bare name (no directory, no .h5) that is not a file here: a shipped model's name."""
+    path = Path(value)
+    return not path.exists() and "/" not in value and os.sep not in value and path.suffix not in (".h5", ".hdf5")
 
 
 def sha256(path: Path) -> str:
@@ -122,7 +131,10 @@ def verify_model(model_dir: str | os.PathLike) -> dict:
         if not path.is_file():
             raise CorruptFileError(path, f"missing: {MANIFEST} lists it with sha256 {entry['sha256']}")
         version = entry.get("format_version")
-        if name == data["emulator"] and isinstance(version, int) and version > _io.FORMAT_VERSION:
+        # The P(k) emulator format is checked here; other kinds (the EDE observables emulator)
+        # are checked by their own loader.
+        if (name == data["emulator"] and data.get("kind") in POWER_KINDS and isinstance(version, int)
+                and version > _io.FORMAT_VERSION):
             raise CorruptFileError(path, f"emulator format_version {version} was written by a newer cosmopipe; this "
                                          f"version reads up to {_io.FORMAT_VERSION} (upgrade cosmopipe)")
         digest = sha256(path)
@@ -139,6 +151,10 @@ def load(name: str | os.PathLike, root: str | os.PathLike | None = None):
     files of a newer format raise CorruptFileError (a ValueError) naming the file."""
     path, model_dir = _resolve(name, root)
     manifest = verify_model(model_dir) if model_dir is not None else None
+    if manifest is not None and manifest.get("kind") not in POWER_KINDS:
+        raise ValueError(f"model {manifest['name']!r} is an {manifest.get('kind')} emulator, not a P(k) emulator: "
+                         f"name it as a theory provider (theory: {{provider: emulator, path: {manifest['name']}}}) "
+                         f"or load it with cosmopipe.likelihoods.theory.observables.load_observables")
     emulator = _load_file(path)
     if manifest is not None:
         # Not fields: the short repr shows them (emulators.core.summary).
@@ -158,7 +174,7 @@ def model_file(name: str | os.PathLike, root: str | os.PathLike | None = None) -
 def model_info(root: str | os.PathLike | None = None) -> list[dict]:
     """One dict per shipped model: name, kind, box, k and z range, accuracy (from the manifests)."""
     return [{"name": name, **{key: value for key, value in _manifest(models_root(root) / name).items()
-                              if key in ("kind", "mode", "box", "k_range", "z_range", "accuracy")}}
+                              if key in ("kind", "mode", "box", "k_range", "z_range", "accuracy", "provides", "lmax")}}
             for name in shipped(root)]
 
 
@@ -240,20 +256,30 @@ def write_model(emulator_path: str | os.PathLike, out_dir: str | os.PathLike, na
             data["summary"]["ee2_box"] = box_summary
             report.write_text(json.dumps(data, indent=1))
     speed = measure_speed(emulator)
-    entries = {target: _entry(out_dir / target, is_emulator=target == f"{emulator.kind}.h5") for target in files}
+    entries = {target: file_entry(out_dir / target) for target in files}
     accuracy = _accuracy_line(validation, box_summary)
     (out_dir / CARD).write_text(card_text(name, emulator, datasets, tables, speed, entries, description))
-    entries[CARD] = _entry(out_dir / CARD)
+    return write_manifest(out_dir, name, f"{emulator.kind}.h5", emulator.kind, entries,
+                          mode=getattr(emulator, "mode", None), box=emulator.space.box, fixed=emulator.space.fixed,
+                          k_range=list(emulator.k_range), z_range=list(emulator.z_range), accuracy=accuracy,
+                          speed=speed)
+
+
+def write_manifest(out_dir: Path, name: str, main_file: str, kind: str, entries: dict, **fields) -> Path:
+    """Write MANIFEST.json of a model directory whose files (``entries``: name ->
+    :func:`file_entry`) and MODEL_CARD.md are already there; ``fields`` (box, accuracy, ...)
+    are listed by ``cosmopipe models``.  Returns the directory."""
+    out_dir = Path(out_dir)
+    entries = {**entries, CARD: file_entry(out_dir / CARD)}
     manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "name": name,
-                "emulator": f"{emulator.kind}.h5", "kind": emulator.kind, "mode": getattr(emulator, "mode", None),
-                "box": emulator.space.box, "fixed": emulator.space.fixed, "k_range": list(emulator.k_range),
-                "z_range": list(emulator.z_range), "accuracy": accuracy, "speed": speed,
+                "emulator": main_file, "kind": kind, **fields,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": entries}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out_dir
 
 
-def _entry(path: Path, is_emulator: bool = False) -> dict:
+def file_entry(path: Path) -> dict:
+    """A manifest entry: sha256, size and (HDF5) format_version of a file."""
     entry = {"sha256": sha256(path), "size": path.stat().st_size}
     if path.suffix == ".h5":
         with h5py.File(path, "r") as f:
@@ -267,10 +293,6 @@ def _ee2_box_check(emulator, n: int) -> tuple[str, dict]:
     cosmologies over the box the two share (seed 0): the statistic of emulators.validate
     (per-cosmology max error in each z and k range), on a sample large enough for its
     percentiles where the held-out simulations are few."""
-    from .ee2 import EE2_BOX, EE2_Z_RANGE
-    from .synthetic import ee2_dataset
-    from .validate import EE2_K, EE2_TOL, error_table
-
     box = {p: (max(lo, EE2_BOX[p][0]), min(hi, EE2_BOX[p][1])) for p, (lo, hi) in emulator.space.box.items()
            if p in EE2_BOX}
     z_lo, z_hi = emulator.z_range
@@ -334,8 +356,6 @@ def measure_speed(emulator, nz: int = 40, nk: int = 200, batch: int = 1000, seco
     lower, upper = np.array(space.lower, float), np.array(space.upper, float)
     if emulator.kind == "hybrid":
         # theta_LCDM must lie in EE2's box, which a widened training box overhangs
-        from .ee2 import EE2_BOX
-
         for i, name in enumerate(space.names):
             if name in EE2_BOX:
                 lower[i], upper[i] = max(lower[i], EE2_BOX[name][0]), min(upper[i], EE2_BOX[name][1])

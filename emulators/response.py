@@ -25,9 +25,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cosmopipe.provenance import code_version
+from cosmopipe.sims.dataset import SimDataset
+
 from .boost import _validation_scores, dataset_space
 from .core import PCANetwork, summary
+from .ee2 import EE2_BOX, ee2_boost
+from .io import save
 from .params import ParameterSpace
+from .synthetic import WCDM_PARAMS, ee2_dataset
 from .training import FitSettings, fit_pca_network
 
 __all__ = ["ResponseEmulator", "train_response", "twin_pairs", "response_sensitivity", "ee2_twin_dataset",
@@ -116,8 +122,6 @@ class ResponseEmulator:
         return np.exp(q, out=q)
 
     def save(self, path):
-        from .io import save
-
         return save(self, path)
 
 
@@ -204,8 +208,6 @@ def train_response(dataset, settings: FitSettings = FitSettings(), params: Seque
     anchor  also train on the twins themselves with ln R = 0
     k_max, z_max, linear, client: as :func:`cosmopipe.emulators.boost.train_boost`
     """
-    from cosmopipe.provenance import code_version
-
     t0 = time.perf_counter()
     space = dataset_space(dataset)
     inputs = _input_space(space, params)
@@ -297,11 +299,6 @@ def format_sensitivity(sens: dict) -> str:
 def ee2_twin_dataset(n: int, z, k, box=None, fixed=None, seed: int = 0):
     """SimDataset of ``n`` EE2 twin pairs (ids ee2-<seed>-<i> and ee2-<seed>-<i>-lcdm),
     for testing and benchmarking the response machinery (see emulators.synthetic)."""
-    from cosmopipe.sims.dataset import SimDataset
-
-    from .ee2 import EE2_BOX, ee2_boost
-    from .synthetic import WCDM_PARAMS, ee2_dataset
-
     box = dict(box) if box is not None else {name: EE2_BOX[name] for name in (*WCDM_PARAMS, "wa")}
     ds = ee2_dataset(n, z, k, box, fixed, seed=seed, design="ee2-twins")
     twins = ds.params.copy()

@@ -12,6 +12,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.dataset import SimDataset
+from cosmopipe.sims.design import latin_hypercube
+
+from .ee2 import EE2_BOX, ee2_boost
+
 __all__ = ["ee2_dataset", "WCDM_PARAMS"]
 
 WCDM_PARAMS = ("Omega_m", "Omega_b", "h", "A_s", "n_s", "w0")
@@ -28,12 +34,6 @@ def ee2_dataset(n: int, z: Sequence[float], k: Sequence[float], box: Mapping[str
     fixed  values of the other Cosmology parameters (default: wa = 0, m_nu = 0.058 eV,
            the others EE2's reference)
     """
-    from cosmopipe.sims.dataset import SimDataset
-    from cosmopipe.sims.design import latin_hypercube
-    from cosmopipe.sims.cosmology import Cosmology
-
-    from .ee2 import EE2_BOX, ee2_boost
-
     box = dict(box) if box is not None else {name: EE2_BOX[name] for name in WCDM_PARAMS}
     varied = tuple(box)
     lower = np.array([box[v][0] for v in varied], dtype=float)

@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .ee2 import EE2_BOX, EE2_K_RANGE, EE2_Z_RANGE, ee2_boost, in_box
+from .response import TWIN_SUFFIX, twin_pairs
+
 __all__ = ["validate", "ValidationResult", "error_table", "K_EDGES", "PERCENTILES"]
 
 K_EDGES = (0.0, 0.1, 0.5, 1.0, np.inf)
@@ -75,8 +78,6 @@ def _usable(emulator, params: np.ndarray) -> np.ndarray:
     space = emulator.space
     ok = np.all((params >= space.lower) & (params <= space.upper), axis=1)
     if emulator.kind == "hybrid":
-        from .ee2 import in_box
-
         lcdm = space.cosmology_dicts(emulator._lcdm(params))
         ok &= np.array([in_box(c) for c in lcdm])
     return ok
@@ -128,8 +129,6 @@ def validate(emulator, test_dataset, out_dir: str | os.PathLike, compare_ee2: bo
         if emulator.kind == "hybrid":
             # A hybrid equals EE2 at w0 = -1, wa = 0 by construction: LCDM twins would only
             # pad its score, so they are left out of the comparison.
-            from .response import TWIN_SUFFIX
-
             twin = np.array([str(sid).endswith(TWIN_SUFFIX) for sid in ds.sim_ids])[inside]
             ee2_table = {name: values[~twin] for name, values in table.items()}
             summary["n_lcdm_twins_left_out_of_ee2"] = int(twin.sum())
@@ -156,8 +155,6 @@ def _simulation_errors(emulator, ds, inside: np.ndarray, zsel, ksel, z, k) -> tu
     for a hybrid whose test set has them (module doc), else the boost B."""
     boost = np.asarray(ds.boost, float)[:, zsel][:, :, ksel]
     if emulator.kind == "hybrid":
-        from .response import twin_pairs
-
         try:
             a, b, _ = twin_pairs(ds)
         except ValueError:
@@ -174,8 +171,6 @@ def _simulation_errors(emulator, ds, inside: np.ndarray, zsel, ksel, z, k) -> tu
 
 def _ee2_errors(emulator, table: dict, z: np.ndarray, k: np.ndarray):
     """|B_emu / B_EE2 - 1| for the cosmologies inside EE2's box and z range, or a note why not."""
-    from .ee2 import EE2_BOX, EE2_K_RANGE, EE2_Z_RANGE, ee2_boost
-
     if z.max() > EE2_Z_RANGE[1]:
         return None, f"not compared: z up to {z.max():g} beyond EE2's {EE2_Z_RANGE[1]:g}"
     n = len(next(iter(table.values())))

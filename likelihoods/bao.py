@@ -34,6 +34,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cosmopipe.schema import boolean, choice, list_of
+
 from . import data_registry
 from .base import LikelihoodError, TheoryResult
 
@@ -293,8 +295,6 @@ def bao_likelihood(sets=DEFAULT_SETS, data_dir=None, verify: bool = True) -> BAO
 def from_config(section, info) -> BAOLikelihood:
     """YAML keys: ``sets`` (list from sixdf_2011, sdss_dr7_mgs, boss_dr12, desi_dr1, desi_dr2;
     default the 6dF + MGS + BOSS DR12 combination), ``verify_checksums``."""
-    from cosmopipe.schema import boolean, choice, list_of
-
     sets = section.take("sets", list_of(choice(*BAO_SETS), unique=True), default=list(DEFAULT_SETS))
     verify = section.take("verify_checksums", boolean, default=True)
     section.finish()

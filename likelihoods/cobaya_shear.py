@@ -71,6 +71,7 @@ from cosmopipe.schema import ConfigError, Section
 from .theory.background import comoving_distance_grid
 from .shear.likelihood import ShearLikelihood, default_priors, from_config
 from .shear.limber import nuisance_names
+from .shear.survey import read_nz_file
 from .theory.matter_power import extend_log_pk
 
 __all__ = ["LSSTY1Shear", "nuisance_params", "shear_bins", "DISTANCE_MODES", "GROWTH_REDSHIFTS", "H_MAX"]
@@ -94,8 +95,6 @@ def shear_bins(options: Mapping[str, Any]) -> int:
         return int(survey["nbins"])
     nz_file = survey.get("nz_file")
     if nz_file:
-        from .shear.survey import read_nz_file
-
         path = Path(nz_file).expanduser()
         if not path.is_absolute() and not path.exists() and _data_dir(options):
             path = Path(_data_dir(options)) / path

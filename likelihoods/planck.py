@@ -32,6 +32,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cosmopipe.schema import boolean, choice
+
 from . import data_registry
 from .base import LikelihoodError, TheoryResult
 
@@ -312,15 +314,11 @@ def lowl_ee(data_dir=None, verify: bool = True) -> LowlEE:
 # -- workflow factories ------------------------------------------------------------------
 
 def _verify_option(section) -> bool:
-    from cosmopipe.schema import boolean
-
     return section.take("verify_checksums", boolean, default=True)
 
 
 def plik_lite_from_config(section, info) -> PlikLite:
     """YAML keys: ``spectra`` (TTTEEE | TT | TE | EE, default TTTEEE), ``verify_checksums``."""
-    from cosmopipe.schema import choice
-
     spectra = section.take("spectra", choice(*PLIK_SPECTRA), default="TTTEEE")
     verify = _verify_option(section)
     section.finish()

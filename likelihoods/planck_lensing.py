@@ -29,6 +29,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cosmopipe.schema import boolean, choice
+
 from . import data_registry
 from .base import LikelihoodError, TheoryResult
 from .planck import A_PLANCK_PRIOR, calibration, theory_cls
@@ -165,8 +167,6 @@ def planck_lensing(data_dir=None, variant: str = "native", linear_correction: bo
 def from_config(section, info) -> PlanckLensing:
     """YAML keys: ``variant`` (native | cmb_marged, default native), ``linear_correction``
     (default true; native only), ``verify_checksums``."""
-    from cosmopipe.schema import boolean, choice
-
     variant = section.take("variant", choice("native", "cmb_marged"), default="native")
     correction = section.take("linear_correction", boolean, default=True)
     verify = section.take("verify_checksums", boolean, default=True)

@@ -32,6 +32,8 @@ from typing import Mapping
 
 import numpy as np
 
+from cosmopipe.schema import boolean, choice, nonnegative_number
+
 from . import data_registry
 from .bao import comoving_transverse_distance
 from .base import LikelihoodError, TheoryResult
@@ -184,8 +186,6 @@ def pantheon_plus(data_dir=None, zmin: float = 0.01, covariance: str = "auto", v
 def pantheon_from_config(section, info) -> SNLikelihood:
     """YAML keys: ``sample`` (binned | full, default binned), ``systematics`` (default true),
     ``verify_checksums``."""
-    from cosmopipe.schema import boolean, choice
-
     sample = section.take("sample", choice("binned", "full"), default="binned")
     systematics = section.take("systematics", boolean, default=True)
     verify = section.take("verify_checksums", boolean, default=True)
@@ -196,8 +196,6 @@ def pantheon_from_config(section, info) -> SNLikelihood:
 def pantheon_plus_from_config(section, info) -> SNLikelihood:
     """YAML keys: ``zmin`` (default 0.01), ``covariance`` (auto | full | diagonal, default
     auto), ``verify_checksums``."""
-    from cosmopipe.schema import boolean, choice, nonnegative_number
-
     zmin = section.take("zmin", nonnegative_number, default=0.01)
     covariance = section.take("covariance", choice("auto", "full", "diagonal"), default="auto")
     verify = section.take("verify_checksums", boolean, default=True)

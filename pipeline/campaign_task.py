@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cosmopipe.sims.config import SimConfig
 from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims import run as engine
 from cosmopipe.sims.io import write_result
 
 from .campaign_points import matches_request
@@ -29,10 +30,6 @@ log = logging.getLogger("cosmopipe.simulate")
 
 def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: str, provenance: dict) -> dict:
     """Run one simulation and write it atomically; idempotent (a matching complete file is kept)."""
-    # The engine loads CAMB and compiles numba kernels: only workers pay for that, not
-    # every process that imports the simulate stage.
-    from cosmopipe.sims.run import run_simulation
-
     out = Path(out_path)
     failed = out.with_suffix(".failed")
     where = _where()
@@ -42,7 +39,7 @@ def simulate_task(sim_id: str, cosmo_params: dict, config_dict: dict, out_path: 
         config = SimConfig.from_dict(config_dict)
         if matches_request(out, cosmo, config):
             return {"id": sim_id, "status": "skipped", "seconds": 0.0, **where}
-        result = run_simulation(cosmo, config, progress=False)
+        result = engine.run_simulation(cosmo, config, progress=False)
         result = dataclasses.replace(result, extra={**result.extra, **provenance, "sim_id": sim_id,
                                                     "worker": where})
         with naming_file(out):

@@ -1,7 +1,10 @@
 """The ``cosmopipe`` command line.
 
 Each subcommand is an ``_add_<name>`` function that builds its parser and a
-``cmd_<name>(args) -> int`` that runs it; register both in ``_SUBCOMMANDS``.
+``cmd_<name>(args) -> int`` that runs it; register both in ``_SUBCOMMANDS``.  A handler
+whose imports are heavy (the likelihoods: about a second) is registered by name, as
+``"module:function"``, and imported only when its subcommand runs, so that building the
+parser (``cosmopipe --help``) loads only the light parser modules.
 User errors are reported as ``cosmopipe: error: <message>`` with exit code 2, and so
 are faults of the disk or the run directory (full, read-only, busy, a damaged file):
 :func:`main` maps them in one place, so no subcommand prints a traceback for them.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import math
 import os
@@ -203,23 +207,35 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 # -- top level ----------------------------------------------------------------
-_SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
+# A handler, or the "module:function" that holds it (imported when the subcommand runs).
+Handler = Callable[[argparse.Namespace], int] | str
+
+_SUBCOMMANDS: dict[str, tuple[Callable, Handler]] = {
     "sim": (_add_sim, cmd_sim),
 }
 
 
 # Subcommands of the other areas live in their own modules, each exposing
 # SUBCOMMANDS = {name: (add_parser, handler)} and raising UsageError (from
-# this module) for user errors.
+# this module) for user errors.  These modules are imported to build the parser:
+# they keep heavy imports out, in the handler modules they name.
 _PLUGIN_MODULES = ("cosmopipe.pipeline.cli_campaign", "cosmopipe.pipeline.cli_emulators", "cosmopipe.pipeline.cli_posterior", "cosmopipe.pipeline.cli_data",
                    "cosmopipe.pipeline.cli_datavector", "cosmopipe.pipeline.cli_observables")
 
 
-def _all_subcommands() -> dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]]:
+def _all_subcommands() -> dict[str, tuple[Callable, Handler]]:
     commands = dict(_SUBCOMMANDS)
     for module in optional_modules(_PLUGIN_MODULES):
         commands.update(module.SUBCOMMANDS)
     return commands
+
+
+def _resolve(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """The handler itself, or the function a "module:function" string names, imported now."""
+    if callable(handler):
+        return handler
+    module, _, name = handler.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return args.handler(args)
+        return _resolve(args.handler)(args)
     except (UsageError, ConfigError, RunDirError, CorruptFileError) as exc:
         message = str(exc)
     except OSError as exc:

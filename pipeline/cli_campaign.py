@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 from .archive import export_archive
 from .campaign_points import campaign_status, sim_path
 from .cli import UsageError
 from .cluster_jobs import JOBS_FILE, cancel_jobs, job_states, read_jobs
-from .stages.sample_support import allow_unvalidated_emulators
-from .workflow import load_workflow, run_workflow
 
 __all__ = ["SUBCOMMANDS"]
-
-log = logging.getLogger("cosmopipe")
 
 
 def _add_run(subparsers) -> argparse.ArgumentParser:
@@ -35,33 +30,6 @@ def _add_run(subparsers) -> argparse.ArgumentParser:
                    help="sample with an emulator the sample stage's guards refuse (failed validation, box not "
                         "covering a prior, sampled parameter held fixed); recorded as a warning in the summary")
     return p
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    workflow = load_workflow(args.workflow, cluster_override=args.cluster, run_dir=args.run_dir)
-    if getattr(args, "allow_unvalidated", False):
-        allow_unvalidated_emulators(workflow)
-    if args.dry_run:
-        # Here, not at the top: the dry-run checks import every stage's module, and with
-        # them the likelihoods, which `cosmopipe --help` should not load.
-        from .dryrun import check_inputs, cluster_section
-
-        notes = check_inputs(workflow, args.stage)
-        print(cluster_section(workflow))
-        for note in notes:
-            print(f"note: {note}")
-    else:
-        log.info("workflow %s (%s): stages %s; run directory %s; %s", workflow.name, workflow.source,
-                 ", ".join(workflow.stages) or "none", workflow.run_dir, workflow.cluster.describe())
-    try:
-        run_workflow(workflow, only=args.stage, dry_run=args.dry_run, progress=not args.no_progress,
-                     resume=args.resume)
-    except RuntimeError as exc:
-        print(f"cosmopipe: {exc}. See {workflow.run_dir / 'run.log'}; rerun the same command to retry what is missing.")
-        return 1
-    if not args.dry_run:
-        print(f"workflow {workflow.name} finished; results in {workflow.run_dir}")
-    return 0
 
 
 def _add_status(subparsers) -> argparse.ArgumentParser:
@@ -169,5 +137,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = {"run": (_add_run, cmd_run), "status": (_add_status, cmd_status), "cancel": (_add_cancel, cmd_cancel),
-               "archive": (_add_archive, cmd_archive)}
+# cmd_run is named, not imported: cli.main imports it when `run` runs (loading a workflow
+# imports every stage's module, and with them the likelihoods).
+SUBCOMMANDS = {"run": (_add_run, "cosmopipe.pipeline.cmd_run:cmd_run"), "status": (_add_status, cmd_status),
+               "cancel": (_add_cancel, cmd_cancel), "archive": (_add_archive, cmd_archive)}

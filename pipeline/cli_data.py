@@ -22,13 +22,5 @@ def _add_data(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def cmd_data(args: argparse.Namespace) -> int:
-    # Imported here: the likelihoods package (numba among it) takes about 0.4 s to import,
-    # which `cosmopipe --help` and the other subcommands should not pay.
-    from cosmopipe.likelihoods.data_registry import run_command
-
-    return run_command(args.data_command, getattr(args, "names", ()), getattr(args, "data_dir", None),
-                       getattr(args, "overwrite", False))
-
-
-SUBCOMMANDS = {"data": (_add_data, cmd_data)}
+# The handler is named, not imported: cli.main imports it when the subcommand runs.
+SUBCOMMANDS = {"data": (_add_data, "cosmopipe.pipeline.cmd_data:cmd_data")}

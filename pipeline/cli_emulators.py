@@ -25,7 +25,7 @@ import numpy as np
 from cosmopipe import emulators
 from cosmopipe.emulators.ee2 import ee2_boost
 from cosmopipe.emulators.plots import plot_prediction
-from cosmopipe.emulators.registry import CARD, model_info, models_root, predict, write_model
+from cosmopipe.emulators.registry import model_info, models_root, predict
 from cosmopipe.emulators.validate import validate
 from cosmopipe.integrity import text
 from cosmopipe.provenance import code_version
@@ -280,10 +280,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     for m in models:
         box = ", ".join(f"{n} [{lo:.4g}, {hi:.4g}]" for n, (lo, hi) in m.get("box", {}).items())
-        (k_lo, k_hi), (z_lo, z_hi) = m.get("k_range", (0, 0)), m.get("z_range", (0, 0))
         print(f"{m['name']}: {m.get('kind', '?')} emulator" + (f" ({m['mode']} mode)" if m.get("mode") else ""))
         print(f"  box       {box}")
-        print(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
+        if "provides" in m:
+            print(f"  provides  {', '.join(m['provides'])} (ell <= {m.get('lmax', '?')}); a theory provider: "
+                  f"theory: {{provider: emulator, path: {m['name']}}}")
+        else:
+            (k_lo, k_hi), (z_lo, z_hi) = m.get("k_range", (0, 0)), m.get("z_range", (0, 0))
+            print(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
         print(f"  accuracy  {m.get('accuracy', 'not recorded')}")
     return 0
 
@@ -297,7 +301,12 @@ def _add_model_card(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the model directory to write")
     p.add_argument("--name", help="the model's name (default: the directory's name)")
     p.add_argument("--train", type=Path, metavar="DATASET", help="training dataset to ship with it")
-    p.add_argument("--test", type=Path, metavar="DATASET", help="held-out test dataset (validated and shipped)")
+    p.add_argument("--test", type=Path, metavar="DATASET", help="held-out test dataset (validated and shipped); for an "
+                                                                "EDE observables emulator its held-out CAMB table")
+    p.add_argument("--posterior-check", type=Path, metavar="JSON",
+                   help="observables emulator: the report of `cosmopipe observables check` (CAMB at posterior samples)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="observables emulator: the data directory of its likelihoods (default $COSMOPIPE_DATA)")
     p.add_argument("--description", default="", help="a sentence for the top of the card")
     p.add_argument("--no-ee2", action="store_true", help="skip the comparison with EuclidEmulator2")
     p.add_argument("--ee2-points", type=int, default=0, metavar="N",
@@ -305,17 +314,6 @@ def _add_model_card(subparsers) -> argparse.ArgumentParser:
                         "(a larger sample than the held-out simulations; 0: not done)")
     return p
 
-
-def cmd_model_card(args: argparse.Namespace) -> int:
-    try:
-        out = write_model(args.emulator, args.out, name=args.name, train=args.train, test=args.test,
-                          compare_ee2=not args.no_ee2, description=args.description,
-                          ee2_points=0 if args.no_ee2 else args.ee2_points)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    sys.stdout.write((out / CARD).read_text())
-    print(f"\nmodel written to {out}")
-    return 0
 
 # -- validate -------------------------------------------------------------------------
 def _add_validate(subparsers) -> argparse.ArgumentParser:
@@ -357,5 +355,5 @@ SUBCOMMANDS = {
     "predict": (_add_predict, cmd_predict),
     "validate": (_add_validate, cmd_validate),
     "models": (_add_models, cmd_models),
-    "model-card": (_add_model_card, cmd_model_card),
+    "model-card": (_add_model_card, "cosmopipe.pipeline.cmd_model_card:cmd_model_card"),
 }

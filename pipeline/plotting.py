@@ -12,14 +12,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
 import numpy as np
-# Figure + the Agg canvas directly: no pyplot, so the global backend of an
-# interactive session is left alone.
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from cosmopipe.emulators.ee2 import EE2_K_RANGE, EE2_Z_RANGE, check_box, ee2_boost
 from cosmopipe.sims.result import SimResult
@@ -65,6 +58,15 @@ def plot_boost(result: SimResult, path: str | os.PathLike, compare_ee2: bool = T
     a cosmology inside the EuclidEmulator2 box, EE2 (dashed).  Lower panel:
     COLA/EE2 - 1 in percent with a +-3 % band.  Returns the path written.
     """
+    # matplotlib on first use (~0.3 s): the command line imports this module.  Figure +
+    # the Agg canvas directly: no pyplot, so the global backend of an interactive
+    # session is left alone.
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     path = Path(path)
     k = np.asarray(result.k, dtype=float)
     z = np.asarray(result.z, dtype=float)

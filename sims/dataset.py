@@ -36,6 +36,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from cosmopipe.h5format import open_file, read_header
+from cosmopipe.integrity import CorruptFileError, reading, seal, text, texts, verify, warn_unverified
+from cosmopipe.sims.io import atomic_hdf5
+
 __all__ = ["SimDataset", "write_dataset", "read_dataset", "dataset_hash", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "cosmopipe-dataset"
@@ -105,9 +109,6 @@ def dataset_hash(ds: SimDataset) -> str:
 
 def write_dataset(path: str | Path, ds: SimDataset) -> Path:
     """Write atomically (temp file + rename); returns the path."""
-    from cosmopipe.integrity import seal, text, texts
-    from cosmopipe.sims.io import atomic_hdf5
-
     n = ds.params.shape[0]
     for name in ("boost", "pk", "pk_lin"):
         shape = np.shape(getattr(ds, name))
@@ -158,9 +159,6 @@ def read_dataset(path: str | Path) -> SimDataset:
 
     Raises FileNotFoundError when absent and CorruptFileError (a ValueError)
     naming the file for foreign, partial, damaged or checksum-failing files."""
-    from cosmopipe.h5format import open_file, read_header
-    from cosmopipe.integrity import CorruptFileError, reading, verify, warn_unverified
-
     path = Path(path)
     f = open_file(path, "dataset file")
     with f, reading(path, "dataset content"):

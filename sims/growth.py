@@ -24,6 +24,7 @@ from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
 from .cosmology import Cosmology
+from .linear import camb_params
 
 __all__ = ["Background", "Growth", "background_from_camb", "matter_lambda_background", "growth_factors"]
 
@@ -71,8 +72,6 @@ def background_from_camb(cosmo: Cosmology) -> Background:
     """Exact CAMB background (photons, massless and massive neutrinos, w0wa
     dark energy) for ``cosmo``, tabulated for the growth ODEs."""
     import camb
-
-    from .linear import camb_params
 
     results = camb.get_background(camb_params(cosmo))
     lna = _lna_grid()

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from cosmopipe.provenance import code_version, host_info
+
 from .cola import evolve, initial_state, time_steps
 from .config import MemoryLimitError, SimConfig, available_memory_bytes, check_memory
 from .cosmology import Cosmology
@@ -45,8 +47,6 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
     at each output z, averaged over the modes of each k bin: on large scales
     B -> 1 exactly where the simulation follows linear theory.
     """
-    from cosmopipe.provenance import code_version, host_info
-
     check_memory(config, memory_limit)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}

@@ -416,3 +416,60 @@ def test_ede_wbins_workflow_validates(tmp_path):
                          cwd=repo, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "theta_star_100" in out.stdout + out.stderr and not (tmp_path / "run" / "chains").exists()
+
+
+def test_held_out_check_records_the_error_chi2_the_guard_reads(monkeypatch):
+    """The check written into the emulator file (and read by the sample stage's guard) is the
+    emulator error's own Delta chi^2 summed over likelihoods: at-peak values for the
+    band-power likelihoods, |Delta chi^2| for the others; the raw total is kept beside it."""
+    rng = np.random.default_rng(0)
+    raw = {"planck_2018_plik_lite": rng.normal(0, 20, 40), "bao": rng.normal(0, 0.05, 40),
+           "pantheon": -np.abs(rng.normal(0, 0.05, 40))}
+    peak = {"planck_2018_plik_lite": np.abs(rng.normal(0, 0.1, 40))}
+    monkeypatch.setattr(obs_stage, "delta_chi2", lambda emu, test, likes: raw)
+    monkeypatch.setattr(obs_stage, "delta_chi2_at_peak", lambda emu, test, likes, recentre: peak)
+    check, dchi2 = obs_stage.held_out_check(None, list(range(40)), {}, say=lambda *_: None)
+    want = peak["planck_2018_plik_lite"] + np.abs(raw["bao"]) + np.abs(raw["pantheon"])
+    np.testing.assert_allclose(dchi2["total (data = CAMB model)"], want, rtol=0, atol=0)
+    np.testing.assert_allclose(dchi2["total"], sum(raw.values()))
+    assert check["p95_total"] == pytest.approx(np.percentile(want, 95))
+    assert check["p95_total_raw"] == pytest.approx(np.percentile(np.abs(sum(raw.values())), 95))
+    assert check["points"] == 40 and check["where"] == "held-out CAMB"
+    # Large raw values from far-away data do not enter; a large error at the peak does.
+    assert check["p95_total"] < 1.0 < check["p95_total_raw"]
+
+
+def test_shipped_observables_model_by_name(emulator, tmp_path, monkeypatch, capsys):
+    """An observables emulator ships like the P(k) models: a model directory with manifest
+    and card, listed by `cosmopipe models`, loaded by name (checksums verified), named as the
+    theory provider's path; emulators.load refuses it with a pointer to the right loader."""
+    from cosmopipe import emulators
+    from cosmopipe.integrity import CorruptFileError
+    from cosmopipe.likelihoods.theory.resolver import parse_theory
+    from cosmopipe.pipeline.cli import main
+    from cosmopipe.pipeline.stages.observables_card import write_observables_model
+    from cosmopipe.schema import Section
+
+    src = ob.save_observables(emulator, tmp_path / "obs.h5")
+    root = tmp_path / "models"
+    write_observables_model(src, root / "toy_obs", description="A toy.", say=lambda *_: None)
+    card = (root / "toy_obs" / "MODEL_CARD.md").read_text()
+    assert "| omch2 | 0.11 | 0.13 |" in card and "provider: emulator, path: toy_obs" in card
+    assert "ms (one thread)" in card and "observables.h5" in card
+    monkeypatch.setenv("COSMOPIPE_MODELS", str(root))
+    loaded = ob.load_observables("toy_obs")
+    assert loaded.names == emulator.names
+    spec = parse_theory(Section({"provider": "emulator", "path": "toy_obs"}, "sample.theory"))
+    assert spec.settings == str(root / "toy_obs" / "observables.h5")
+    with pytest.raises(ValueError, match="'toy_obs' is an observables emulator, not a P\\(k\\) emulator"):
+        emulators.load("toy_obs")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "toy_obs: observables emulator" in out and "provides  cls, distances" in out
+    with open(root / "toy_obs" / "observables.h5", "r+b") as f:   # one damaged byte
+        f.seek(-100, 2)
+        byte = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(CorruptFileError, match="observables.h5: damaged: sha256"):
+        ob.load_observables("toy_obs")

@@ -137,6 +137,20 @@ def test_refuses_a_sampled_parameter_the_emulator_holds_fixed(emulator_file, tmp
     assert "holds h fixed at 0.67 but the workflow samples it (prior [0.6, 0.8])" in msg
 
 
+def test_a_shipped_model_name_is_judged_on_its_model_card(caplog):
+    """The workflows name shipped models (power.path: w0wa_cola128): the guard must judge the
+    model's recorded validation, not refuse the bare name as a missing file."""
+    ref = EmulatorRef(Path("w0wa_cola128"), "sample.likelihoods.lsst_y1_shear.power.path", "power")
+    with pytest.raises(GuardRefusal) as err:
+        check_emulators([ref], {}, allow=False, log=logging.getLogger("test"))
+    msg = str(err.value)
+    assert "not found" not in msg
+    assert "against EuclidEmulator2" in msg and "> target 1 %" in msg and "hybrid.validation.json" in msg
+    unknown = EmulatorRef(Path("no_such_model"), "sample.theory.path", "observables")
+    with pytest.raises(GuardRefusal, match="unknown emulator model 'no_such_model'; shipped models: "):
+        check_emulators([unknown], {}, allow=False, log=logging.getLogger("test"))
+
+
 @pytest.mark.parametrize("via", ["config", "cli"])
 def test_override_samples_anyway_and_records_the_warning(emulator_file, tmp_path, via):
     path, _ = emulator_file
@@ -169,8 +183,8 @@ def test_observables_emulator_delta_chi2_check_travels_in_the_file(tmp_path):
     with pytest.raises(GuardRefusal) as info:
         check_emulators([bad], priors, allow=False, log=LOG)
     print(info.value)
-    assert ("fails its validation target: p95 of |Delta chi^2| (all likelihoods) against CAMB = 512 > target 1 "
-            "(50 held-out CAMB points)") in str(info.value)
+    assert ("fails its validation target: p95 of the emulator error's Delta chi^2 (all likelihoods, data = the "
+            "CAMB model) against CAMB = 512 > target 1 (50 held-out CAMB points)") in str(info.value)
     unchecked = EmulatorRef(_observables_file(tmp_path / "old.h5", None), "sample.theory.path", "observables")
     with pytest.raises(GuardRefusal, match="no Delta chi\\^2 check recorded in the file"):
         check_emulators([unchecked], priors, allow=False, log=LOG)

@@ -15,8 +15,10 @@ from cosmopipe.sims.cosmology import Cosmology
 def test_presets_and_overrides():
     assert conventions_from("project") == Conventions()
     cl = conventions_from("cosmolike")
-    assert (cl.xi_method, cl.xi_weights, cl.nz_rows, cl.nla_c1rho, cl.neutrinos, cl.boost_extrapolation) == \
-        ("curved", "cosmolike", "lower_edges", "cosmolike", "one_massive", "linear_log_k")
+    assert (cl.xi_method, cl.xi_weights, cl.nz_rows, cl.nla_c1rho, cl.neutrinos, cl.limber_prefactor,
+            cl.boost_extrapolation) == \
+        ("curved", "cosmolike", "lower_edges", "cosmolike", "one_massive", "none", "boost_linear_log_k")
+    assert Conventions().limber_prefactor == "spin2"
     assert cl.c1_rho_crit == 0.01389 and Conventions().c1_rho_crit == 0.0134
     assert conventions_from("cosmolike", {"xi_method": "flat"}).xi_method == "flat"
     assert set(PRESETS) == {"project", "cosmolike"}
@@ -40,7 +42,7 @@ def test_workflow_section_rejects_unknown_preset_and_value():
 
     with pytest.raises(ConfigError, match="preset.*one of project, cosmolike"):
         from_config({"preset": "camb"})
-    with pytest.raises(ConfigError, match="boost_extrapolation.*one of constant, linear_log_k"):
+    with pytest.raises(ConfigError, match="boost_extrapolation.*one of constant, boost_linear_log_k, linear_log_k"):
         from_config({"conventions": {"boost_extrapolation": "power_law"}})
     with pytest.raises(ConfigError, match="unknown convention; allowed: xi_method"):
         from_config({"conventions": {"neutrino": "one_massive"}})
@@ -96,7 +98,7 @@ def test_power_sources_carry_the_conventions():
 
     conv = conventions_from("cosmolike")
     ee2 = power_source("ee2", conventions=conv)
-    assert (ee2.neutrinos, ee2.boost_extrapolation) == ("one_massive", "linear_log_k")
+    assert (ee2.neutrinos, ee2.boost_extrapolation) == ("one_massive", "boost_linear_log_k")
     assert power_source("hmcode", conventions=conv).describe()["neutrinos"] == "one_massive"
 
 
@@ -115,8 +117,53 @@ def test_boost_extrapolation_linear_in_ln_k_beyond_ee2():
     slope = np.diff(lin[:, out], axis=1) / np.diff(np.log(k[out]))
     np.testing.assert_allclose(slope, slope[:, :1] * np.ones_like(slope), rtol=1e-9)
     assert np.all(np.abs(lin[:, -1] - const[:, -1]) > 1e-3)  # a real change at 80 h/Mpc
-    with pytest.raises(LikelihoodError, match="boost_extrapolation: must be one of constant, linear_log_k"):
+    with pytest.raises(LikelihoodError,
+                       match="boost_extrapolation: must be one of constant, boost_linear_log_k, linear_log_k"):
         EE2Power(boost_extrapolation="quadratic")
+
+
+def test_boost_extrapolation_boost_linear_in_ln_k_beyond_ee2():
+    """'boost_linear_log_k' (Cocoa's EE2 vectors since 2023-09-26): B itself, not ln B, is a
+    straight line in ln k beyond 10^0.973 h/Mpc, through the last two points of Cocoa's grid."""
+    from cosmopipe.likelihoods.theory.matter_power import EE2Power
+
+    cosmo = Cosmology()
+    k = np.geomspace(0.1, 80.0, 60)
+    z = np.array([0.0, 1.0])
+    const = EE2Power(boost_extrapolation="constant")._log_boost(k, z, cosmo)
+    ln_b = EE2Power(boost_extrapolation="boost_linear_log_k")._log_boost(k, z, cosmo)
+    ln_lin = EE2Power(boost_extrapolation="linear_log_k")._log_boost(k, z, cosmo)
+    inside = k <= 10**0.973
+    np.testing.assert_allclose(ln_b[:, inside], const[:, inside], rtol=0, atol=1e-14)
+    b = np.exp(ln_b[:, ~inside])
+    slope = np.diff(b, axis=1) / np.diff(np.log(k[~inside]))
+    np.testing.assert_allclose(slope, slope[:, :1] * np.ones_like(slope), rtol=1e-9)
+    # same value and slope at the edge as the ln B line, so below it at large k (B grows there)
+    assert np.all(ln_b[:, -1] < ln_lin[:, -1] - 1e-3)
+
+
+def test_limber_prefactor_none_drops_the_spin2_factor():
+    """limber_prefactor 'none' (CosmoLike's TATT path, IA models 5/6): C_ell is the bare Limber
+    integral, i.e. the spin2 C_ell divided by (l-1)l(l+1)(l+2)/(l+1/2)^4; xi+ rises most at large angles."""
+    from cosmopipe.likelihoods.shear.hankel import spin2_limber_factor
+    from cosmopipe.likelihoods.shear.limber import shear_model
+    from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
+    from cosmopipe.likelihoods.theory.matter_power import TablePower
+
+    k = np.geomspace(1e-4, 1e3, 120)
+    z = np.linspace(0, 4, 9)
+    power = TablePower(k=k, z=z, pk=np.outer(1 / (1 + z) ** 2, 1e4 * k / (1 + (k / 0.02) ** 2.6)))
+    models = {name: shear_model(lsst_y1_survey(), power, conventions=Conventions(limber_prefactor=name),
+                                curved_lmax=3000) for name in ("spin2", "none")}
+    ell = np.array([2.0, 10.0, 100.0, 1000.0])
+    ratio = models["none"].cl({}, ell) / models["spin2"].cl({}, ell)
+    np.testing.assert_allclose(ratio, np.broadcast_to(1 / spin2_limber_factor(ell), ratio.shape), rtol=1e-12)
+    xp_none, _ = models["none"].xi({})
+    xp_spin2, _ = models["spin2"].xi({})
+    r = xp_none / xp_spin2
+    assert np.all(r[:, -5] > r[:, 0]) and np.all(r[:, 0] > 1.0) and np.all(r[:, 0] < 1.01)
+    with pytest.raises(ValueError, match="limber_prefactor: must be one of spin2, none"):
+        Conventions(limber_prefactor="kappa")
 
 
 class _Grid:

@@ -22,7 +22,7 @@ from cosmopipe.likelihoods.shear.survey import lsst_y1_survey
 @numba.njit(cache=True)
 def _jacobi_04_averages(x, w, lmax):
     """sum_q w_q d^l_{2,2}(x_q) and sum_q w_q d^l_{2,-2}(x_q) for l = 0 ... lmax - 1 (zero for
-    l < 3), by the three-term Jacobi recurrence (DLMF 18.9.2) for P^(0,4)_n at x and at
+    l < 2), by the three-term Jacobi recurrence (DLMF 18.9.2) for P^(0,4)_n at x and at
     -x (P^(4,0)_n(x) = (-1)^n P^(0,4)_n(-x)), with l = n + 2."""
     a, b = 0.0, 4.0
     avg = np.zeros((2, lmax))
@@ -31,6 +31,7 @@ def _jacobi_04_averages(x, w, lmax):
             xs = x[q] if s == 0 else -x[q]
             pref = w[q] * (((1.0 + x[q]) / 2.0) ** 2 if s == 0 else ((1.0 - x[q]) / 2.0) ** 2)
             p_prev, p = 1.0, (a + 1.0) + (a + b + 2.0) * (xs - 1.0) / 2.0   # P_0, P_1
+            avg[s, 2] += pref
             avg[s, 3] += pref * (p if s == 0 else -p)
             sign = -1.0
             for n in range(2, lmax - 2):
@@ -66,7 +67,7 @@ def test_jacobi_recurrence_matches_scipy():
 
 
 # l = 99999 in the widest bin would need 6000 quadrature nodes x 1e5 recurrences: left out
-@pytest.mark.parametrize("b, ell", [(b, ell) for b in (0, 13, 25) for ell in (3, 40, 1000, 20000)]
+@pytest.mark.parametrize("b, ell", [(b, ell) for b in (0, 13, 25) for ell in (2, 3, 40, 1000, 20000)]
                          + [(0, 99999), (13, 99999)])
 def test_weights_match_quadrature_of_wigner_functions(b, ell):
     edges = theta_edges()
@@ -85,10 +86,11 @@ def test_cosmolike_weights_carry_the_extra_spin2_ratio():
     edges = theta_edges()
     gp, gm = bin_averaged_weights(edges, 500)
     cp, cm = bin_averaged_weights(edges, 500, weights="cosmolike")
-    l = np.arange(3, 500)
+    l = np.arange(2, 500)
     ratio = (l - 1) * (l + 2) / (l * (l + 1))
-    np.testing.assert_allclose(cp[:, 3:], gp[:, 3:] * ratio, rtol=1e-12)
-    np.testing.assert_allclose(cm[:, 3:], gm[:, 3:] * ratio, rtol=1e-12)
+    np.testing.assert_allclose(cp[:, 2:], gp[:, 2:] * ratio, rtol=1e-12)
+    np.testing.assert_allclose(cm[:, 2:], gm[:, 2:] * ratio, rtol=1e-12)
+    assert not cp[:, :2].any() and not gp[:, :2].any()
     with pytest.raises(ValueError, match="one of exact, cosmolike"):
         bin_averaged_weights(edges, 100, weights="stebbins")
 
@@ -116,9 +118,9 @@ def test_model_xi_against_direct_legendre_sum_delta_chi2():
     cosmo, nuis = model.split(params)
     f_nodes = model._cl_tilde(cosmo, nuis, model.ell_nodes) * model.ell_nodes**2
     l = np.arange(lmax, dtype=float)
-    l[:3] = 3.0  # placeholders; l < 3 carries no weight
+    l[:2] = 2.0  # placeholders; l < 2 carries no weight
     cl = CubicSpline(np.log(model.ell_nodes), f_nodes, axis=1)(np.log(l)) * spin2_limber_factor(l) / l**2
-    cl[:, :3] = 0.0
+    cl[:, :2] = 0.0
     wp, wm = _reference_weights(model.theta_edges, lmax)
     ref_p, ref_m = cl @ wp.T, cl @ wm.T
     cov = gaussian_covariance(model, params)
@@ -144,3 +146,26 @@ def test_matrices_reject_bad_input():
         curved_transform_matrices(theta_edges(), np.geomspace(1, 1e5, 81), lmax=2)
     with pytest.raises(ValueError, match="ell nodes"):
         curved_transform_matrices(theta_edges(), np.geomspace(10, 1e5, 81))
+    with pytest.raises(ValueError, match="prefactor: must be one of spin2, none"):
+        curved_transform_matrices(theta_edges(), np.geomspace(1, 1e5, 81), prefactor="kappa")
+
+
+def test_prefactor_none_drops_the_spin2_factor_of_every_l():
+    """Without the spin-2 Limber factor (CosmoLike's TATT path) the transform of a spectrum
+    whose node values are l^2 C~ equals the spin2 transform of C~ / T(l): checked on a pure
+    power law, where both sums run over every integer 2 <= l < lmax."""
+    edges, nodes, lmax = theta_edges(), np.geomspace(1, 1e5, 81), 4000
+    gp, gm = bin_averaged_weights(edges, lmax, weights="cosmolike")
+    l = np.arange(lmax, dtype=float)
+    c_tilde = np.zeros(lmax)
+    c_tilde[2:] = l[2:] ** -2.2
+    mp, mm = curved_transform_matrices(edges, nodes, lmax, "cosmolike", prefactor="none")
+    f = nodes**2 * nodes**-2.2
+    np.testing.assert_allclose(mp @ f, gp @ c_tilde, rtol=1e-6)
+    np.testing.assert_allclose(mm @ f, gm @ c_tilde, rtol=1e-6, atol=1e-9 * np.abs(gp @ c_tilde).max())
+    sp, _ = curved_transform_matrices(edges, nodes, lmax, "cosmolike")
+    c_spin2 = c_tilde * np.where(l >= 2, spin2_limber_factor(np.maximum(l, 2)), 0.0)
+    np.testing.assert_allclose(sp @ f, gp @ c_spin2, rtol=1e-6)
+    # the factor (l-1)l(l+1)(l+2)/(l+1/2)^4 < 1 weighs most at large angles (low l)
+    ratio = (mp @ f) / (sp @ f)
+    assert np.all(ratio > 1) and ratio[-1] > ratio[0]

@@ -1,5 +1,6 @@
 """``cosmopipe datavector`` and the modelvector format; the comparison with Cocoa's
 public LSST-Y1 EE2 data vector when the shared data directory holds it."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from cosmopipe.likelihoods.shear.modelvector import (cosmolike_3x2pt_size, delta
 from cosmopipe.pipeline.cli import main
 
 SHARED_LSST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lsst_y1"
+COCOA = Path(__file__).resolve().parent / "data" / "cocoa_lsst_y1"
 
 
 def test_modelvector_round_trip_and_cosmolike_length(tmp_path):
@@ -90,12 +92,26 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["datavector", "--compare", str(good), str(good)]) == 2
 
 
-@pytest.mark.xfail(reason="open: source bin 1 differs from Cocoa's vector even without IA (xi+(1,1) 12 % low, "
-                          "flat in theta); see docs/lsst_y1_conventions.md", strict=False)
+def _cocoa_ee2_vector() -> Path | None:
+    """Cocoa's EE2 fiducial xi+- vector (cocoa_lsst_y1, branch cola, data/EE2_FIDUCIAL_NO_NOISE.modelvector,
+    MIT licence): $COSMOPIPE_COCOA_EE2_VECTOR, else the copy committed as test data
+    (tests/data/cocoa_lsst_y1/, with its source, sha256 and licence)."""
+    env = os.environ.get("COSMOPIPE_COCOA_EE2_VECTOR")
+    for path in ([Path(env)] if env else []) + [COCOA / "EE2_FIDUCIAL_NO_NOISE.modelvector"]:
+        if path.is_file():
+            return path
+    return None
+
+
 def test_cosmolike_preset_matches_cocoa_ee2_vector():
-    path = SHARED_LSST / "EE2_FIDUCIAL_NO_NOISE.modelvector"
-    if not path.is_file():
-        pytest.skip(f"Cocoa's EE2 data vector not present at {path} (cocoa_lsst_y1, branch cola, data/)")
+    """workflows/lsst_y1_cosmolike.yaml (preset cosmolike, the parameter values of Cocoa's
+    CREATE_EE2_FIDUCIAL_DATA_VECTOR.yaml) reproduces Cocoa's EE2 fiducial vector: Delta chi^2 < 0.05
+    over all 780 points and each scale cut (0.006 measured, docs/lsst_y1_conventions.md)."""
+    path = _cocoa_ee2_vector()
+    if path is None:
+        pytest.skip(f"Cocoa's EE2 data vector not present (set COSMOPIPE_COCOA_EE2_VECTOR; the committed copy is {COCOA})")
+    if not (SHARED_LSST / "source_LSSTY1.nz").is_file():
+        pytest.skip(f"the shared LSST-Y1 source n(z) is not present ({SHARED_LSST})")
     from cosmopipe.likelihoods.shear import from_config
     from cosmopipe.schema import Section, load_yaml
 
@@ -106,4 +122,5 @@ def test_cosmolike_preset_matches_cocoa_ee2_vector():
     ours = lik.model.data_vector({})
     theirs = read_modelvector(path, 780, 1560)
     chi2 = delta_chi2_by_cut(ours, theirs, lik.cov, lik.model.theta_edges, 15)
-    assert chi2["all"][1] < 0.05, chi2
+    print({cut: round(value, 4) for cut, (_, value) in chi2.items()})
+    assert all(value < 0.05 for _, value in chi2.values()), chi2

@@ -33,8 +33,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from cosmopipe.emulators.ee2 import EE2_BOX
 from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.dataset import read_dataset
 
 from .scalecuts import scale_cut_mask
 
@@ -111,9 +113,6 @@ def read_test_cosmologies(path: str | Path, box: Mapping[str, tuple[float, float
                      limit: int | None = None) -> tuple[list[str], list[Cosmology], list[str]]:
     """Cosmologies of a consolidated simulation dataset (pipeline.dataset) inside ``box``
     (default: EuclidEmulator2's); returns (ids kept, Cosmology of each, ids dropped)."""
-    from cosmopipe.emulators.ee2 import EE2_BOX
-    from cosmopipe.sims.dataset import read_dataset
-
     box = EE2_BOX if box is None else box
     ds = read_dataset(path)
     kept_ids, cosmos, dropped = [], [], []

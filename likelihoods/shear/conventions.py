@@ -16,8 +16,15 @@ nla_c1rho            0.0134               cosmolike: C1 rho_crit = 0.01389, the 
                                           0.013877; 0.0134 is the rounding of Bridle & King 2007)
 neutrinos            three_degenerate     one_massive: CAMB with one massive eigenstate (Cocoa's
                                           LSST-Y1 choice) instead of three of equal mass
-boost_extrapolation  constant             linear_log_k: ln B continued linearly in ln k beyond the
-                                          emulated k range (EE2 above 9.4 h/Mpc), as Cocoa does
+limber_prefactor     spin2                none: C_ell^EE is the bare Limber integral, without the
+                                          spin-2 factor (l-1)l(l+1)(l+2)/(l+1/2)^4; CosmoLike's path
+                                          for IA models 5 and 6 (TATT, the IA_model = 6 of Cocoa's
+                                          LSST-Y1 datasets), whose C_ell^EE carries no l prefactor
+boost_extrapolation  constant             boost_linear_log_k: B itself continued linearly in ln k
+                                          beyond the emulated k range (EE2 above 9.4 h/Mpc), as Cocoa
+                                          does since 2023-09-26 (its EE2 data vectors);
+                                          linear_log_k: ln B continued linearly in ln k instead
+                                          (Cocoa's vectors before, the *_OLD_EXTRAP ones)
 cola_response        constant             unity: a hybrid's COLA ratio B_COLA(theta)/B_COLA(LCDM)
                                           is set to 1 above the COLA k_max instead of held at its
                                           edge value (preset keeps constant: CosmoLike has no COLA)
@@ -38,7 +45,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "nz_rows": ("centres", "lower_edges"),
     "nla_c1rho": ("0.0134", "cosmolike"),
     "neutrinos": ("three_degenerate", "one_massive"),
-    "boost_extrapolation": ("constant", "linear_log_k"),
+    "limber_prefactor": ("spin2", "none"),
+    "boost_extrapolation": ("constant", "boost_linear_log_k", "linear_log_k"),
     "cola_response": ("constant", "unity"),
 }
 
@@ -52,6 +60,7 @@ class Conventions:
     nz_rows: str = "centres"
     nla_c1rho: str = "0.0134"
     neutrinos: str = "three_degenerate"
+    limber_prefactor: str = "spin2"
     boost_extrapolation: str = "constant"
     cola_response: str = "constant"
 
@@ -73,7 +82,8 @@ class Conventions:
 PRESETS: dict[str, Conventions] = {
     "project": Conventions(),
     "cosmolike": Conventions(xi_weights="cosmolike", nz_rows="lower_edges", nla_c1rho="cosmolike",
-                             neutrinos="one_massive", boost_extrapolation="linear_log_k"),
+                             limber_prefactor="none", neutrinos="one_massive",
+                             boost_extrapolation="boost_linear_log_k"),
 }
 
 

@@ -43,6 +43,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cosmopipe._version import __version__ as cosmopipe_version
+from cosmopipe.h5format import attr_value, open_file, read_header
+from cosmopipe.integrity import CorruptFileError, reading, seal, text, verify
+from cosmopipe.sims.io import atomic_hdf5
+
 from .covariance import check_covariance, gaussian_covariance
 from .covariance_ng import NON_GAUSSIAN_TERMS, TERMS, NGSettings, non_gaussian_covariance
 
@@ -135,13 +140,6 @@ def _file_name(key: str) -> str:
 
 def write_cached(path: str | os.PathLike, result: CovarianceResult, theta_edges: np.ndarray) -> Path:
     """Write ``result`` atomically and sealed (module doc); returns the path."""
-    from cosmopipe.integrity import seal, text
-    from cosmopipe.sims.io import atomic_hdf5
-
-    try:
-        from cosmopipe._version import __version__ as version
-    except ImportError:  # pragma: no cover - the package always ships it
-        version = "unknown"
     path = Path(path)
     with atomic_hdf5(path) as f:
         f.create_dataset("covariance", data=np.asarray(result.total, dtype=float))
@@ -153,7 +151,7 @@ def write_cached(path: str | os.PathLike, result: CovarianceResult, theta_edges:
         f.attrs["key"] = text(result.key)
         f.attrs["settings"] = text(json.dumps(result.settings, sort_keys=True, default=_json_default))
         f.attrs["terms"] = text(json.dumps(list(result.parts)))
-        f.attrs["code_version"] = text(version)
+        f.attrs["code_version"] = text(cosmopipe_version)
         f.attrs["created"] = text(datetime.now(timezone.utc).isoformat(timespec="seconds"))
         seal(f)
         f.attrs["complete"] = True
@@ -163,9 +161,6 @@ def write_cached(path: str | os.PathLike, result: CovarianceResult, theta_edges:
 def read_cached(path: str | os.PathLike, key: str, size: int) -> CovarianceResult | None:
     """The cached result at ``path`` if it holds ``key``; None when it holds another key.
     Raises :class:`cosmopipe.integrity.CorruptFileError` for anything that cannot be trusted."""
-    from cosmopipe.h5format import attr_value, open_file, read_header
-    from cosmopipe.integrity import CorruptFileError, reading, verify
-
     path = Path(path)
     f = open_file(path, "shear covariance cache")
     with f, reading(path, "shear covariance"):
@@ -222,8 +217,6 @@ def shear_covariance(model, params: Mapping[str, float] | None = None, terms: Se
     path = Path(cache_dir) / _file_name(key) if (cache_dir and use_cache) else None
     if use_cache:
         if path is not None and path.exists():
-            from cosmopipe.integrity import CorruptFileError
-
             try:
                 cached = read_cached(path, key, model.size)
             except CorruptFileError as exc:

@@ -14,14 +14,17 @@ weights G+-_l(bin) below include (2l+1)/(4 pi), so xi+-_b = sum_l G+-_bl C_l.
 
 CosmoLike's weights carry an extra factor (l-1)(l+2)/[l(l+1)] = 1 - 2/[l(l+1)]
 relative to the exact Wigner-d sum: the G+-_l of Stebbins are written for the
-convergence spectrum, C^EE = (l-1)(l+2)/[l(l+1)] C^kappa, while CosmoLike
-feeds them its Limber C^EE that already includes the full spin-2 factor
-(l-1)l(l+1)(l+2)/(l+1/2)^4.  ``weights='exact'`` (the default) divides the
-factor out; ``weights='cosmolike'`` keeps it (xi+ lower by 2e-4 at l = 100).
+convergence spectrum, C^EE = (l-1)(l+2)/[l(l+1)] C^kappa.  CosmoLike feeds them
+its Limber C^EE: with the full spin-2 factor (l-1)l(l+1)(l+2)/(l+1/2)^4 for its
+NLA models (IA 3, 4), without any l factor for its TATT models (IA 5, 6, the
+LSST-Y1 choice; the ``limber_prefactor`` convention, ``prefactor`` below).
+``weights='exact'`` (the default) divides the extra factor out;
+``weights='cosmolike'`` keeps it (xi+ lower by 2e-4 at l = 100).
 
-The sum runs over 2 < l < ell_max.  CosmoLike/Cocoa sums l = 3 ... LMAX - 1
-with LMAX = 100000 (the l = 2 weight is left at zero there; its contribution
-to these bins is < 1e-6 of xi+), which is the default here too.
+The sum runs over 2 <= l < lmax, as CosmoLike/Cocoa's does (l = 2 ... LMAX - 1,
+LMAX = 100000, cosmo2D.c xi_pm_tomo).  The quadrupole is not negligible at
+large angles: l = 2 alone is 2.6 % of xi+(1,1) at 4.4 deg and 6 % at 7.7 deg
+for LSST-Y1.
 
 C_l is a cubic spline in ln l through node values of f = l^2 C~ (C~ without
 the spin-2 factor), so the whole transform is linear in the node values:
@@ -38,10 +41,13 @@ from scipy.interpolate import CubicSpline
 
 from .hankel import ARCMIN, spin2_limber_factor
 
-__all__ = ["COSMOLIKE_LMAX", "WEIGHTS", "legendre_table", "bin_averaged_weights", "curved_transform_matrices"]
+__all__ = ["COSMOLIKE_LMAX", "WEIGHTS", "PREFACTORS", "legendre_table", "bin_averaged_weights",
+           "curved_transform_matrices"]
 
 COSMOLIKE_LMAX = 100_000  # CosmoLike's limits.LMAX: the l sum stops at LMAX - 1
+L_MIN = 2                 # first multipole of the sum (spin 2)
 WEIGHTS = ("exact", "cosmolike")
+PREFACTORS = ("spin2", "none")
 
 
 @numba.njit(cache=True)
@@ -69,14 +75,14 @@ def legendre_table(x, lmax):
 def bin_averaged_weights(edges_arcmin, lmax: int = COSMOLIKE_LMAX,
                          weights: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """G+ and G-, each (nbins, lmax): xi+-_b = sum_l G+-[b, l] C_l^EE, averaged over each
-    bin [arcmin edges] with weight d(cos theta).  Columns l <= 2 are zero; ``weights``
+    bin [arcmin edges] with weight d(cos theta).  Columns l < 2 are zero; ``weights``
     'exact' or 'cosmolike' (module doc)."""
     if weights not in WEIGHTS:
         raise ValueError(f"curved-sky weights: must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     edges = np.asarray(edges_arcmin, dtype=float) * ARCMIN
     x = np.cos(edges)
     P, dP = legendre_table(x, int(lmax))
-    l = np.arange(3, int(lmax), dtype=float)
+    l = np.arange(L_MIN, int(lmax), dtype=float)
     li = l.astype(int)
     lo, hi = slice(0, -1), slice(1, None)  # x_lo = cos(theta_lo) > x_hi
 
@@ -100,22 +106,25 @@ def bin_averaged_weights(edges_arcmin, lmax: int = COSMOLIKE_LMAX,
         norm = norm * (l * (l + 1) / ((l - 1) * (l + 2)))
     gp = np.zeros((edges.size - 1, int(lmax)))
     gm = np.zeros_like(gp)
-    gp[:, 3:] = norm * (common + odd)
-    gm[:, 3:] = norm * (common - odd)
+    gp[:, L_MIN:] = norm * (common + odd)
+    gm[:, L_MIN:] = norm * (common - odd)
     return gp, gm
 
 
 @lru_cache(maxsize=8)
-def _matrices(edges_arcmin: tuple, ell_nodes: tuple, lmax: int, weights: str) -> tuple[np.ndarray, np.ndarray]:
+def _matrices(edges_arcmin: tuple, ell_nodes: tuple, lmax: int, weights: str,
+              prefactor: str = "spin2") -> tuple[np.ndarray, np.ndarray]:
     nodes = np.asarray(ell_nodes)
     gp, gm = bin_averaged_weights(np.asarray(edges_arcmin), lmax, weights)
     spline = CubicSpline(np.log(nodes), np.eye(nodes.size), axis=0)
     mp = np.zeros((gp.shape[0], nodes.size))
     mm = np.zeros_like(mp)
-    # C_l = T(l) f(l) / l^2 at every integer l; chunked so the (nl, nnodes) basis stays small
-    for start in range(3, int(lmax), 20_000):
+    # C_l = T(l) f(l) / l^2 at every integer l (T = 1 for prefactor 'none'); chunked so the
+    # (nl, nnodes) basis stays small
+    for start in range(L_MIN, int(lmax), 20_000):
         l = np.arange(start, min(start + 20_000, int(lmax)), dtype=float)
-        basis = spline(np.log(np.minimum(l, nodes[-1]))) * (spin2_limber_factor(l) / l**2)[:, None]
+        factor = spin2_limber_factor(l) if prefactor == "spin2" else np.ones_like(l)
+        basis = spline(np.log(np.minimum(l, nodes[-1]))) * (factor / l**2)[:, None]
         basis[l > nodes[-1]] = 0.0
         mp += gp[:, start:start + l.size] @ basis
         mm += gm[:, start:start + l.size] @ basis
@@ -123,18 +132,22 @@ def _matrices(edges_arcmin: tuple, ell_nodes: tuple, lmax: int, weights: str) ->
 
 
 def curved_transform_matrices(edges_arcmin, ell_nodes, lmax: int = COSMOLIKE_LMAX,
-                              weights: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+                              weights: str = "exact", prefactor: str = "spin2") -> tuple[np.ndarray, np.ndarray]:
     """Matrices (M+, M-), each (ntheta, nnodes), with xi+-_b = sum_m M_bm f_m where
     f_m = l_m^2 C~(l_m) at the spline nodes (the interface of
     :func:`cosmopipe.likelihoods.shear.hankel.xi_transform_matrices`), summing the curved-sky
-    series over integer 3 <= l < lmax with ``weights`` (module doc).  Cached for repeated (edges, nodes, lmax)."""
+    series over integer 2 <= l < lmax with ``weights`` (module doc) and C_l = T(l) C~(l),
+    T the spin-2 Limber factor for ``prefactor`` 'spin2', 1 for 'none' (CosmoLike's TATT
+    path).  Cached for repeated (edges, nodes, lmax)."""
     edges = tuple(float(v) for v in np.asarray(edges_arcmin, dtype=float))
     nodes = tuple(float(v) for v in np.asarray(ell_nodes, dtype=float))
-    if nodes[0] > 3.0 or np.any(np.diff(nodes) <= 0):
-        raise ValueError("ell nodes must increase and start at l <= 3")
+    if nodes[0] > L_MIN or np.any(np.diff(nodes) <= 0):
+        raise ValueError(f"ell nodes must increase and start at l <= {L_MIN}")
     if not 4 <= int(lmax) <= 1_000_000:
         raise ValueError(f"curved-sky lmax must lie in [4, 1e6], got {lmax!r}")
     if weights not in WEIGHTS:
         raise ValueError(f"curved-sky weights: must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    plus, minus = _matrices(edges, nodes, int(lmax), weights)
+    if prefactor not in PREFACTORS:
+        raise ValueError(f"curved-sky prefactor: must be one of {', '.join(PREFACTORS)}, got {prefactor!r}")
+    plus, minus = _matrices(edges, nodes, int(lmax), weights, prefactor)
     return plus.copy(), minus.copy()

@@ -31,8 +31,9 @@ working directory, or relative to the workflow's data_dir)::
     preset:     project | cosmolike               # conventions where codes differ; default project
     conventions: {xi_method: curved | flat, xi_weights: exact | cosmolike,
                   nz_rows: centres | lower_edges, nla_c1rho: '0.0134' | cosmolike,
-                  neutrinos: three_degenerate | one_massive,
-                  boost_extrapolation: constant | linear_log_k, cola_response: constant | unity}
+                  neutrinos: three_degenerate | one_massive, limber_prefactor: spin2 | none,
+                  boost_extrapolation: constant | boost_linear_log_k | linear_log_k,
+                  cola_response: constant | unity}
                   # each overrides the preset (likelihoods.shear.conventions)
 
 A generated mock is written with its covariance and provenance to
@@ -68,13 +69,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cosmopipe.emulators.registry import is_model_name, model_file
 from cosmopipe.likelihoods.base import LikelihoodError, TheoryResult
+from cosmopipe.schema import (ConfigError, Section, choice, list_of, nonnegative_int, number, optional, positive_int,
+                              positive_number, string)
 from cosmopipe.sims.cosmology import Cosmology
 
 from .conventions import OPTIONS, PRESETS, Conventions, conventions_from
 from .covariance import check_covariance, load_covariance
 from .covariance_cache import cache_directory, check_terms, shear_covariance
-from .covariance_ng import NON_GAUSSIAN_TERMS, TERMS, NGSettings
+from .covariance_ng import NON_GAUSSIAN_TERMS, TERMS, NGSettings, _pyccl
 from .hankel import theta_edges
 from .limber import ShearModel, nuisance_names, shear_model
 from .mock import add_noise, read_data, write_data
@@ -250,23 +254,8 @@ def _resolve(sec, key: str, value: str, info: Mapping) -> Path:
     raise sec.error(key, f"file {value} not found{where}")
 
 
-def _is_model_name(value: str) -> bool:
-    """A bare name (no directory, no .h5) that is not a file here: a shipped emulator model."""
-    path = Path(value)
-    return not path.exists() and "/" not in value and path.suffix not in (".h5", ".hdf5")
-
-
-def _model_file(name: str) -> Path:
-    """The verified emulator file of the shipped model ``name`` (emulators.registry)."""
-    from cosmopipe.emulators.registry import model_file
-
-    return model_file(name)
-
-
 def _wrap(sec, key: str, fn, *args, **kwargs):
     """Call fn; LikelihoodError/ValueError become ConfigErrors naming ``key``."""
-    from cosmopipe.schema import ConfigError
-
     try:
         return fn(*args, **kwargs)
     except ConfigError:
@@ -276,8 +265,6 @@ def _wrap(sec, key: str, fn, *args, **kwargs):
 
 
 def _conventions_from(section) -> Conventions:
-    from cosmopipe.schema import choice
-
     preset = section.take("preset", choice(*PRESETS), default="project")
     csec = section.sub("conventions", default={})
     overrides = {}
@@ -293,8 +280,6 @@ def _conventions_from(section) -> Conventions:
 
 def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions | None = None,
                 theory_ok: bool = False):
-    from cosmopipe.schema import choice, optional, string
-
     source = sec.take("source", choice(*SOURCES, *(("theory",) if theory_ok else ())), default=default_source)
     if source == "theory":
         sec.finish()
@@ -313,8 +298,8 @@ def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions
         raise sec.error("path", f"is required for source {source!r}")
     if source not in ("emulator", "table") and path is not None:
         raise sec.error("path", f"is only used by sources emulator and table, not {source!r}")
-    if source == "emulator" and path is not None and _is_model_name(path):
-        resolved = _wrap(sec, "path", _model_file, path)
+    if source == "emulator" and path is not None and is_model_name(path):
+        resolved = _wrap(sec, "path", model_file, path)
     else:
         resolved = _resolve(sec, "path", path, info) if path else None
     return _wrap(sec, "path" if path else ("linear" if linear else "source"), power_source, source, resolved, ee2,
@@ -322,8 +307,6 @@ def _power_from(sec, info, default_source: str = "ee2", conventions: Conventions
 
 
 def _survey_from(sec, info, nz_rows: str = "centres") -> Survey:
-    from cosmopipe.schema import number, optional, positive_int, positive_number, string
-
     nz_file = sec.take("nz_file", optional(string), default=None)
     nbins = sec.take("nbins", positive_int, default=None)
     n_eff = sec.take("n_eff", positive_number, default=10.0)
@@ -345,8 +328,6 @@ def _survey_from(sec, info, nz_rows: str = "centres") -> Survey:
 
 
 def _fiducial_from(sec, nbins: int) -> dict:
-    from cosmopipe.schema import number
-
     allowed = list(Cosmology.names()) + nuisance_names(nbins)
     out = {}
     for key in list(sec.keys()):
@@ -363,8 +344,6 @@ def _fiducial_from(sec, nbins: int) -> dict:
 
 def _covariance_settings(csec, cov_file) -> tuple[tuple[str, ...] | None, NGSettings, str | None]:
     """(terms or None, non-Gaussian numerics, cache directory or None) of the covariance section."""
-    from cosmopipe.schema import choice, list_of, optional, positive_int, positive_number, string
-
     terms = csec.take("terms", list_of(choice(*TERMS), unique=True), default=None)
     cache = csec.take("cache", optional(string), default=None)
     ngsec = csec.sub("non_gaussian", default={})
@@ -399,8 +378,6 @@ def _cache_path(value: str | None, info: Mapping) -> str | None:
 
 def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
     """Build the likelihood from its workflow section (module doc)."""
-    from cosmopipe.schema import Section, optional, positive_int, positive_number, nonnegative_int, string
-
     info = dict(info or {})
     if not isinstance(section, Section):
         section = Section(section, "lsst_y1_shear")
@@ -442,7 +419,6 @@ def from_config(section, info: Mapping | None = None) -> ShearLikelihood:
                      "ask for [gaussian, ssc, cng]", section.path or "lsst_y1_shear")
         if info.get("dry_run") and terms != ("gaussian",):
             # a plan, not an analysis: check that the halo model is at hand, skip its minutes of work
-            from .covariance_ng import _pyccl
             _wrap(csec, "terms", _pyccl)
             log.info("%s: dry run: covariance terms %s not computed (Gaussian only)", section.path or "lsst_y1_shear",
                      ", ".join(t for t in terms if t != "gaussian"))

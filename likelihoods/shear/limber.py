@@ -4,7 +4,8 @@ For source bins i, j (distances in Mpc/h, k in h/Mpc, P in (Mpc/h)^3):
 
     C_ell^{ij} = T(ell) int dchi g_i(chi) g_j(chi) / chi^2  P_nl(k = (ell + 1/2)/chi, z(chi))
 
-    T(ell)     = (ell+2)!/(ell-2)! / (ell+1/2)^4        exact spin-2 Limber prefactor
+    T(ell)     = (ell+2)!/(ell-2)! / (ell+1/2)^4        exact spin-2 Limber prefactor (1 with the
+                                                        ``limber_prefactor: none`` convention: CosmoLike's TATT path)
     g_i        = q_i + I_i
     q_i(chi)   = 3/2 Omega_m (H0/c)^2 chi (1+z) int_z^inf dz' n_i(z') (1 - chi/chi(z'))     lensing efficiency
     I_i(chi)   = -A_IA C1 rho_crit Omega_m / D(z) [(1+z)/1.62]^eta_IA  n_i(z) H(z)/c       NLA intrinsic alignments
@@ -262,7 +263,8 @@ class ShearModel:
         ell = np.atleast_1d(np.asarray(ell, dtype=float))
         if np.any(ell < 2):
             raise ValueError("shear C_ell: multipoles must be >= 2")
-        return self._cl_tilde(cosmo, nuis, ell) * spin2_limber_factor(ell) * self._bias(nuis)[:, None]
+        factor = spin2_limber_factor(ell) if self.conventions.limber_prefactor == "spin2" else np.ones_like(ell)
+        return self._cl_tilde(cosmo, nuis, ell) * factor * self._bias(nuis)[:, None]
 
     def xi(self, params: Mapping[str, float], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Bin-averaged xi+ and xi-, each (npairs, ntheta), shear bias included."""
@@ -308,9 +310,9 @@ def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarr
     nz_power            redshifts at which the power source is evaluated (uniform in z
                         over the n(z) range; cubic in z onto the Limber nodes)
     conventions         :class:`cosmopipe.likelihoods.shear.conventions.Conventions` (default: the
-                        project's); the model uses xi_method, xi_weights and nla_c1rho, the
-                        survey and power source carry the others
-    curved_lmax         the curved-sky sum runs over 3 <= l < curved_lmax (<= ell_max)
+                        project's); the model uses xi_method, xi_weights, limber_prefactor and
+                        nla_c1rho, the survey and power source carry the others
+    curved_lmax         the curved-sky sum runs over 2 <= l < curved_lmax (<= ell_max)
     """
     conventions = Conventions() if conventions is None else conventions
     edges = theta_edges() if theta_edges_arcmin is None else np.asarray(theta_edges_arcmin, dtype=float)
@@ -341,9 +343,10 @@ def shear_model(survey: Survey, power: PowerSource, theta_edges_arcmin: np.ndarr
     if conventions.xi_method == "curved":
         if curved_lmax > ell_max + 1:
             raise ValueError(f"curved_lmax = {curved_lmax} exceeds ell_max + 1 = {ell_max + 1:g}")
-        M_plus, M_minus = curved_transform_matrices(edges, ell_nodes, curved_lmax, conventions.xi_weights)
+        M_plus, M_minus = curved_transform_matrices(edges, ell_nodes, curved_lmax, conventions.xi_weights,
+                                                    conventions.limber_prefactor)
     else:
-        M_plus, M_minus = xi_transform_matrices(edges, ell_nodes)
+        M_plus, M_minus = xi_transform_matrices(edges, ell_nodes, spin2=conventions.limber_prefactor == "spin2")
     model = ShearModel(survey=survey, power=power, fiducial=fid, z_fine=z_fine, node_step=node_step,
                        node_weights=weights, ell_nodes=ell_nodes, lnk0=float(lnk0), dlnk=float(dlnk), nk=nk,
                        z_power=z_power, z_interp=z_interp, theta_edges=edges, M_plus=M_plus, M_minus=M_minus,

@@ -24,10 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
+import h5py
 import numpy as np
 
+from cosmopipe._version import __version__ as cosmopipe_version
 from cosmopipe.h5format import read_header
 from cosmopipe.likelihoods.base import LikelihoodError
+from cosmopipe.sims.io import atomic_hdf5
 
 __all__ = ["FORMAT", "add_noise", "write_data", "read_data"]
 
@@ -41,19 +44,9 @@ def add_noise(vector: np.ndarray, cov: np.ndarray, seed: int) -> np.ndarray:
     return vector + np.linalg.cholesky(cov) @ rng.standard_normal(vector.size)
 
 
-def _code_version() -> str:
-    try:
-        from cosmopipe._version import __version__
-    except ImportError:  # pragma: no cover - the package always ships it
-        return "unknown"
-    return str(__version__)
-
-
 def write_data(path: str | Path, data: np.ndarray, noiseless: np.ndarray, cov: np.ndarray, model,
                fiducial: Mapping[str, float], noise_seed: int | None) -> Path:
     """Write a mock (or any data vector with its covariance) atomically; returns the path."""
-    from cosmopipe.sims.io import atomic_hdf5
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     survey = model.survey
@@ -73,7 +66,7 @@ def write_data(path: str | Path, data: np.ndarray, noiseless: np.ndarray, cov: n
         f.attrs["power"] = json.dumps(model.power.describe())
         f.attrs["survey"] = json.dumps(survey.describe())
         f.attrs["model"] = json.dumps(model.describe())
-        f.attrs["code_version"] = _code_version()
+        f.attrs["code_version"] = str(cosmopipe_version)
         f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         f.attrs["complete"] = True
     return path
@@ -82,8 +75,6 @@ def write_data(path: str | Path, data: np.ndarray, noiseless: np.ndarray, cov: n
 def read_data(path: str | Path) -> dict:
     """Read a file written by :func:`write_data`: arrays and provenance as a dict.
     LikelihoodError for missing, foreign or incomplete files."""
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise LikelihoodError(f"shear data file {path}: not found")

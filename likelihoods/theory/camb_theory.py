@@ -72,6 +72,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cosmopipe.schema import choice, list_of, nonnegative_int, number, optional, positive_int
+
 from .contract import LENS_MARGIN, TheoryError, TheoryResult, TheorySetupError
 from .contract import number_param as _number
 from .ede import WBins, dark_energy_model
@@ -154,8 +156,6 @@ class CambSettings:
 def settings_from_section(section) -> CambSettings:
     """CambSettings from a workflow section (``cosmopipe.schema.Section``), keys as the fields;
     ``w_bins`` is an int N or {'n': N, 'edges': [...], 'step_width': 0.01}."""
-    from cosmopipe.schema import choice, optional, positive_int, number, nonnegative_int, list_of
-
     kw: dict[str, Any] = {}
     kw["ede_model"] = section.take("ede_model", optional(choice("none", "fluid", "scalar")), default=None)
     kw["ede_n"] = section.take("ede_n", positive_int, default=3)

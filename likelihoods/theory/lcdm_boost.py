@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cosmopipe.emulators.ee2 import check_box
 from cosmopipe.sims.cosmology import Cosmology
 
 from .contract import LikelihoodError
@@ -76,8 +77,6 @@ class LCDMBoostPower:
         return self._memo.get(cosmo, k, z, lambda: self._compute(cosmo, np.asarray(k, float), np.asarray(z, float)))
 
     def _compute(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
-        from cosmopipe.emulators.ee2 import check_box
-
         lcdm = lcdm_projection(cosmo)
         check_box(cosmo)  # the reference (EE2 at theta) must exist for a comparison to mean anything
         ee2 = EE2Power(kmax=self.kmax, neutrinos=self.neutrinos, boost_extrapolation=self.boost_extrapolation)

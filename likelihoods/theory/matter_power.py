@@ -14,9 +14,11 @@ name       what
 ee2        CAMB linear P_tot(k, z) times the EuclidEmulator2 boost (EE2 emulates
            the boost of the total matter, so P_tot is its consistent partner).
            Above EE2's k_max = 9.41 h/Mpc the boost is held constant, or with
-           ``boost_extrapolation='linear_log_k'`` ln B is continued linearly in
-           ln k from 10^0.973 h/Mpc with the slope over the last 0.00253 dex
-           there (Cocoa's 1200-point EE2 grid, interpolated log-linearly).  Costs one
+           ``boost_extrapolation='boost_linear_log_k'`` B itself is continued
+           linearly in ln k from 10^0.973 h/Mpc with the slope over the last
+           0.00253 dex there (Cocoa's 1200-point EE2 grid, interpolated linearly
+           in log k: its EE2 vectors since 2023-09-26), or with 'linear_log_k'
+           ln B likewise (Cocoa before that date).  Costs one
            CAMB run per point (3-5 s on one core with k_max = 20 h/Mpc).
 hmcode     CAMB's HMcode-2020 nonlinear P_tot (Mead et al. 2021); one CAMB run too.
 emulator   ``emulators.load(path).pnl(k, z, params)`` -> (nz, nk) [(Mpc/h)^3] for a
@@ -56,7 +58,11 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from cosmopipe.emulators import load
+from cosmopipe.emulators.ee2 import check_box, ee2_boost
+from cosmopipe.emulators.registry import model_file
 from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.linear import camb_params
 
 from .background import background
 from .contract import LikelihoodError
@@ -72,7 +78,7 @@ _R8 = 8.0  # Mpc/h
 # its log-linear interpolation extrapolates with the slope of the last interval.
 _EE2_EDGE_LOG10K = 0.973
 _EE2_EDGE_DLOG10K = (0.973 + 2.0589) / 1199
-BOOST_EXTRAPOLATIONS = ("constant", "linear_log_k")
+BOOST_EXTRAPOLATIONS = ("constant", "boost_linear_log_k", "linear_log_k")
 COLA_RESPONSES = ("constant", "unity")
 log = logging.getLogger("cosmopipe.shear")
 _logged_cola_edge = False
@@ -139,8 +145,6 @@ def camb_sigma8(cosmo: Cosmology, neutrinos: str = "three_degenerate") -> float:
     """sigma_8 of the total matter at z = 0 from one linear CAMB run (about a second)."""
     import camb
 
-    from cosmopipe.sims.linear import camb_params
-
     pars = camb_params(cosmo, [0.0], kmax=10.0, neutrinos=neutrinos)  # sigma8 converged to 1e-4 in kmax by 10 h/Mpc
     return float(camb.get_results(pars).get_sigma8_0())
 
@@ -196,8 +200,6 @@ _CAMB_CACHE_SIZE = 4
 
 def _camb_results(cosmo: Cosmology, z: np.ndarray, kmax: float, nonlinear: bool, neutrinos: str):
     import camb
-
-    from cosmopipe.sims.linear import camb_params
 
     key = (cosmo, tuple(_camb_z(z)), float(kmax), neutrinos)
     for flag in ((True,) if nonlinear else (False, True)):
@@ -258,8 +260,6 @@ class EE2Power:
         return self._memo.get(cosmo, k, z, lambda: self._compute(cosmo, np.asarray(k, float), np.asarray(z, float)))
 
     def _compute(self, cosmo, k, z):
-        from cosmopipe.emulators.ee2 import check_box, ee2_boost
-
         check_box(cosmo)  # before spending seconds in CAMB
         if self._linear_emu is not None:
             lnp = _linear_log_pk(self._linear_emu, cosmo, k, z)
@@ -274,8 +274,6 @@ class EE2Power:
 
     def _log_boost(self, k, z, cosmo):
         """ln B_EE2 (nz, nk), beyond k_max as ``boost_extrapolation`` says."""
-        from cosmopipe.emulators.ee2 import ee2_boost
-
         with warnings.catch_warnings():
             # Constant boost above k_max is the documented default here.
             warnings.simplefilter("ignore", UserWarning)
@@ -283,12 +281,18 @@ class EE2Power:
                 return np.log(ee2_boost(k, z, cosmo))
             k_edge = 10.0 ** np.array([_EE2_EDGE_LOG10K - _EE2_EDGE_DLOG10K, _EE2_EDGE_LOG10K])
             inside = k <= k_edge[1]
-            ln_b = np.empty((np.size(z), k.size))
-            both = np.log(ee2_boost(np.concatenate([k[inside], k_edge]), z, cosmo))
-        ln_b[:, inside] = both[:, :-2]
+            out = np.empty((np.size(z), k.size))
+            both = ee2_boost(np.concatenate([k[inside], k_edge]), z, cosmo)
+        # continued linearly in ln k: ln B ('linear_log_k') or B itself ('boost_linear_log_k')
+        both = np.log(both) if self.boost_extrapolation == "linear_log_k" else both
+        out[:, inside] = both[:, :-2]
         slope = (both[:, -1] - both[:, -2]) / np.log(k_edge[1] / k_edge[0])
-        ln_b[:, ~inside] = both[:, -1:] + slope[:, None] * np.log(k[~inside] / k_edge[1])
-        return ln_b
+        out[:, ~inside] = both[:, -1:] + slope[:, None] * np.log(k[~inside] / k_edge[1])
+        if self.boost_extrapolation == "linear_log_k":
+            return out
+        if np.any(out <= 0):
+            raise ValueError("EE2 boost continued linearly in ln k is not positive at the highest k")
+        return np.log(out)
 
     def describe(self) -> dict:
         extra = {"neutrinos": self.neutrinos, "boost_extrapolation": self.boost_extrapolation}
@@ -312,8 +316,6 @@ def _load_linear(path: str):
     """The linear-power emulator of an emulator file (linear, or boost/hybrid with one attached)."""
     if not Path(path).exists():
         raise LikelihoodError(f"power.linear: emulator file {path} not found")
-    from cosmopipe.emulators import load
-
     emu = load(path)
     linear = emu if getattr(emu, "kind", None) == "linear" else getattr(emu, "linear", None)
     if linear is None:
@@ -414,17 +416,10 @@ class EmulatorPower:
             raise LikelihoodError(f"power.ee2: must be one of {', '.join(EE2_OPTIONS)}, got {self.ee2!r}")
         if self.emulator is None:
             if not Path(self.path).exists():
-                from cosmopipe.emulators.registry import model_file
-
                 try:  # a shipped model's name
                     object.__setattr__(self, "path", str(model_file(self.path)))
                 except (FileNotFoundError, ValueError) as exc:
                     raise LikelihoodError(f"power.path: emulator file {self.path} not found ({exc})") from None
-            try:
-                from cosmopipe.emulators import load
-            except ImportError:
-                raise LikelihoodError("power.source 'emulator': this installation has no emulators.load "
-                                      "(the emulator package is not available)") from None
             object.__setattr__(self, "emulator", load(self.path))
         if not callable(getattr(self.emulator, "pnl", None)):
             raise LikelihoodError(f"power.path: {self.path} did not load as an emulator with a pnl(k, z, params) method")

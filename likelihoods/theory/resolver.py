@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from cosmopipe.emulators.registry import is_model_name, model_file
 from cosmopipe.schema import ConfigError, Section, choice, string
 
 from . import params as vocabulary
@@ -56,6 +57,12 @@ def _parse_one(name: str, section: Section) -> Any:
     """Settings of one provider from its section (consumed)."""
     if name == "emulator":
         path = section.take("path", string)
+        if is_model_name(path):
+            # A shipped model (cosmopipe models): its file, checked against the manifest.
+            try:
+                path = str(model_file(path))
+            except ValueError as exc:
+                raise section.error("path", str(exc)) from None
         if not Path(path).is_file():
             raise section.error("path", f"observables emulator file {path} not found (build it with the "
                                         f"observables stage or `cosmopipe observables campaign|train`)")

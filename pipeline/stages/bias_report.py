@@ -10,7 +10,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from cosmopipe.likelihoods.shear import bias
+from cosmopipe.provenance import code_version
 from cosmopipe.sims.cosmology import Cosmology
+from cosmopipe.sims.io import atomic_hdf5
 
 __all__ = ["write", "plot_methods", "plot_shifts", "goals"]
 
@@ -34,18 +36,10 @@ def goals(cuts: Sequence[bias.ScaleCut], dchi2: np.ndarray) -> list[tuple[str, b
     return out
 
 
-def _atomic_h5(path: Path):
-    from cosmopipe.sims.io import atomic_hdf5
-
-    return atomic_hdf5(path)
-
-
 def write(out_dir: Path, meta: dict, cuts, cosmos: Sequence[Cosmology], dchi2: Mapping[str, np.ndarray],
           d_ref: np.ndarray, vectors: Mapping[str, np.ndarray], shifts: dict, note: str, settings, log) -> None:
-    from cosmopipe.provenance import code_version
-
     names = Cosmology.names()
-    with _atomic_h5(out_dir / "delta_chi2.h5") as f:
+    with atomic_hdf5(out_dir / "delta_chi2.h5") as f:
         f.attrs["settings"] = json.dumps({k: v for k, v in meta.items() if k != "ids"}, default=str)
         f.attrs["code_version"] = code_version()
         f.attrs["cuts"] = json.dumps([c.name for c in cuts])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cosmopipe.emulators.ee2 import EE2_BOX
 from cosmopipe.likelihoods.theory.lcdm_boost import method_source
 from cosmopipe.sims.cosmology import Cosmology
 
@@ -21,7 +22,6 @@ K_RANGE = (0.1, 1.0)   # h/Mpc: where LSST-Y1's small-scale signal and EE2's acc
 def boost_error_maps(methods, emulator: str | None, fiducial: dict, n: int, z=(0.0, 1.0), conventions=None,
                      progress: bool = False) -> dict:
     """{'w0': (n,), 'wa': (n,), 'z': (nz,), method: (nz, n_wa, n_w0) rms fractional error}."""
-    from cosmopipe.emulators.ee2 import EE2_BOX
     from tqdm import tqdm
 
     w0 = np.linspace(*EE2_BOX["w0"], n)

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cosmopipe.emulators.ee2 import EE2_BOX
+from cosmopipe.emulators.registry import model_file
 from cosmopipe.likelihoods.base import LikelihoodError
 from cosmopipe.likelihoods.sampling import read_chain_samples
 from cosmopipe.likelihoods.shear import bias
@@ -56,6 +58,7 @@ from cosmopipe.schema import (ConfigError, Section, choice, inside_path, integer
 from cosmopipe.sims.cosmology import Cosmology
 
 from . import bias_report
+from .boost_maps import boost_error_maps, plot_boost_maps
 
 __all__ = ["BiasSettings", "STAGES", "parse_bias", "run_bias", "plan_bias"]
 
@@ -210,8 +213,6 @@ def emulator_path(settings: BiasSettings, ctx) -> Path | None:
     path = _run_path(ctx, settings.emulator)
     if path.is_file():
         return path.resolve()
-    from cosmopipe.emulators.registry import model_file
-
     try:
         return model_file(settings.emulator)
     except (FileNotFoundError, ValueError) as exc:
@@ -259,8 +260,6 @@ def test_cosmologies(settings: BiasSettings, ctx, emulator, log, fiducial_m_nu: 
             raise ConfigError(settings.source, "emulator_bias.test", f"no cosmology of {path} lies in the EE2 box")
         return ids, cosmos
     from scipy.stats import qmc
-
-    from cosmopipe.emulators.ee2 import EE2_BOX
 
     n, seed = settings.latin
     box = {name: tuple(lim) for name, lim in EE2_BOX.items()}
@@ -378,8 +377,6 @@ def _test_vectors(settings, ctx, ref, models, ids, cosmos, fid_nuis, out_dir, lo
 
 
 def _boost_maps(settings, ctx, ref, emu_path, out_dir: Path, log) -> None:
-    from .boost_maps import boost_error_maps, plot_boost_maps
-
     n, z = settings.boost_maps
     t0 = time.perf_counter()
     maps = boost_error_maps(settings.methods, str(emu_path) if emu_path else None, ref.model.fiducial, n, z,

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from cosmopipe.emulators.gp import GPRegressor
+from cosmopipe.emulators.registry import is_model_name, model_file
 from cosmopipe.sims.io import atomic_hdf5
 
 from .campaign import BACKGROUND_TABLE_BLOCKS, MNU, Z_GRID, ObservableTable, merge_tables
@@ -116,7 +117,10 @@ def save_observables(emu: ObservablesEmulator, path) -> Path:
 
 def load_observables(path) -> ObservablesEmulator:
     """Read an emulator written by :func:`save_observables`; a missing, foreign, newer or
-    truncated file raises an error naming the file and the problem."""
+    truncated file raises an error naming the file and the problem.  ``path`` may also be a
+    shipped model's name (``cosmopipe models``), checked against its manifest first."""
+    if is_model_name(str(path)):
+        path = model_file(str(path))
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"observables emulator {path} does not exist; build it with "
