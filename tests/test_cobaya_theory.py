@@ -288,6 +288,33 @@ def test_shear_lnl_on_the_emulator_equals_the_projects(shear):
     assert "comoving_radial_distance" in models["theory"].likelihood["shear"].get_requirements()
 
 
+def test_short_mcmc_on_the_emulator_records_the_projects_loglikes(shear, emulator_file, tmp_path):
+    """cobaya-run's mcmc with LSSTY1Shear on EmulatedMatterPower: the chi^2 it records at the
+    chain's points equals -2 x the project's own ln L there (to 1e-8 relative)."""
+    from cobaya.run import run
+
+    project, models = shear
+    nuisances = [n for n in models["limber"].parameterization.sampled_params() if n not in ("omch2", "As")]
+    params = _sampled(PLANCK, ("omch2", "As"))
+    params["omch2"]["proposal"], params["As"]["proposal"] = 3e-4, 5e-12   # the posterior is narrow
+    info = {"params": {**params, **dict.fromkeys(nuisances, 0.0)},
+            "theory": {THEORY: {"emulator": emulator_file}},
+            "likelihood": {"shear": {"class": SHEAR, "growth_redshifts": "limber", **SHEAR_OPTIONS,
+                                     "data": {"power": {"source": "emulator", "path": emulator_file}}}},
+            "sampler": {"mcmc": {"max_samples": 20, "learn_proposal": False, "burn_in": 0, "seed": 1}},
+            "output": str(tmp_path / "chain"), "force": True}
+    _, sampler = run(info)
+    sample = sampler.products()["sample"]
+    omch2, a_s = np.asarray(sample["omch2"], float), np.asarray(sample["As"], float)
+    assert len(sample) >= 2 and np.unique(omch2).size >= 2
+    theory = models["limber"].theory[THEORY]
+    for i in range(len(sample)):
+        point = {"omch2": float(omch2[i]), "As": float(a_s[i])}
+        cosmo = cosmology_of({**PLANCK, **point}, "planck", theory.defaults)
+        mine = project.loglike(None, {**cosmo.to_dict(), **dict.fromkeys(nuisances, 0.0)})
+        assert -0.5 * float(sample["chi2__shear"].iloc[i]) == pytest.approx(mine, rel=1e-8, abs=0)
+
+
 def test_shear_nuisances_and_their_priors(shear):
     _, models = shear
     model = models["power"]
