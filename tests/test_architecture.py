@@ -109,10 +109,18 @@ def test_the_wheel_carries_the_shipped_models(installed):
         listed = json.loads((models_root() / name / "MANIFEST.json").read_text())["files"]
         for file in listed:
             assert (package / "emulators" / "models" / name / file).is_file(), f"{name}/{file} not in the wheel"
-    script = ("import sys; from cosmopipe import emulators; emu = emulators.load(sys.argv[1]); "
-              "assert emulators.registry.models_root().is_relative_to(sys.argv[2]); print(emu.kind)")
-    out = _run([str(python), "-c", script, names[0], str(package)], env=_with_dependencies(), cwd=package.parent.parent)
-    assert out.stdout.split()[-1] in ("boost", "hybrid")
+    # Each kind by its own loader: P(k) models by emulators.load, the EDE observables model
+    # by the theory layer's load_observables.
+    script = ("import sys, json; from cosmopipe import emulators; "
+              "from cosmopipe.likelihoods.theory.observables import load_observables; "
+              "root = emulators.registry.models_root(); assert root.is_relative_to(sys.argv[1]); "
+              "kinds = {n: json.loads((root / n / 'MANIFEST.json').read_text())['kind'] for n in sys.argv[2:]}; "
+              "print(*[n + '=' + (type(load_observables(n)).__name__ if k == 'observables' else emulators.load(n).kind) "
+              "for n, k in kinds.items()])")
+    out = _run([str(python), "-c", script, str(package), *names], env=_with_dependencies(), cwd=package.parent.parent)
+    loaded = dict(item.split("=") for item in out.stdout.split()[-len(names):])
+    assert set(loaded) == set(names)
+    assert all(kind in ("boost", "hybrid", "ObservablesEmulator") for kind in loaded.values()), loaded
 
 
 def test_every_module_imports_from_the_installed_wheel(installed):

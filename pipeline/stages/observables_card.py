@@ -116,7 +116,8 @@ def card_text(name: str, emu, check: Mapping[str, Any] | None, held_out: list[st
                   f"the raw chi^2(emulator) - chi^2(CAMB) against the real data at those box points, which "
                   f"is dominated by the data residual far from the posterior, has p95 {check.get('p95_total_raw', float('nan')):.3g}.", ""]
     if held_out:
-        lines += ["Held-out CAMB points in the inner 90 % of the box ('at peak': data = the CAMB model):", "",
+        lines += ["Held-out CAMB points in the inner 90 % of the box: |chi^2(emulator) - chi^2(CAMB)| against the "
+                  "real data, and '(at peak)' where the data equal the CAMB model (the error's own chi^2):", "",
                   *held_out, ""]
     if posterior:
         lines += [*posterior, ""]
