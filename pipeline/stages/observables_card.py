@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import h5py
 import numpy as np
 
 from cosmopipe.emulators.registry import CARD, file_entry, write_manifest
@@ -36,8 +37,6 @@ PROVIDES = ("cls", "distances", "hubble", "rdrag", "H0", "theta_star", "sigma8",
 
 def is_observables_file(path) -> bool:
     """Whether ``path`` is an HDF5 file of the observables emulator's format."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             return f.attrs.get("format") == FORMAT
