@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from cosmopipe.emulators.registry import CARD, file_entry, write_manifest
+from cosmopipe.likelihoods.theory.observables.check import abs_percentiles
 from cosmopipe.likelihoods.theory.observables import (FORMAT, FORMAT_VERSION, likelihood_requirements,
                                                       load_observables, load_table)
 from cosmopipe.provenance import code_version
@@ -64,9 +65,8 @@ def _seconds_per_point(emu, repeats: int = 200) -> float:
 def _percentile_rows(dchi2: Mapping[str, np.ndarray]) -> list[str]:
     rows = ["| Delta chi^2 | median | p68 | p95 | max |", "|---|---|---|---|---|"]
     for name, values in dchi2.items():
-        a = np.abs(np.asarray(values, float))
-        rows.append(f"| {name} | {np.median(a):.3g} | {np.percentile(a, 68):.3g} | {np.percentile(a, 95):.3g} | "
-                    f"{a.max():.3g} |")
+        p = abs_percentiles(values)
+        rows.append(f"| {name} | {p['median']:.3g} | {p['p68']:.3g} | {p['p95']:.3g} | {p['max']:.3g} |")
     return rows
 
 
