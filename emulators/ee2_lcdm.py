@@ -142,10 +142,29 @@ def ee2_lcdm_log_boost(surrogate: BoostEmulator, theta_lcdm: np.ndarray, names: 
     z x k [h/Mpc]: (n, nz, nk).  EE2's conventions outside its k range (module doc)."""
     space = surrogate.space
     cols = [list(names).index(n) for n in space.names]
-    theta = theta_lcdm[:, cols]
-    k_lo, k_hi = surrogate.k_range
-    k_in = np.clip(k, k_lo, k_hi)
-    out = surrogate.model.evaluate(theta, np.asarray(z, dtype=float), np.unique(k_in))
-    out = out[:, :, np.searchsorted(np.unique(k_in), k_in)]
-    out[:, :, k < k_lo] = 0.0
+    k_eval, take, below = _k_map(np.asarray(k, dtype=float), *surrogate.k_range)
+    out = surrogate.model.evaluate(theta_lcdm[:, cols], np.asarray(z, dtype=float), k_eval)
+    if take is not None:
+        out = out[:, :, take]
+    if below is not None:
+        out[:, :, below] = 0.0
     return out
+
+
+_K_MAPS: dict[tuple, tuple] = {}
+
+
+def _k_map(k: np.ndarray, k_lo: float, k_hi: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(distinct k clipped to [k_lo, k_hi], the index of each k among them or None where
+    that is the identity, the mask of k < k_lo or None where empty); cached per k grid,
+    since sampling asks for the same grid at every step."""
+    key = (k.tobytes(), k_lo, k_hi)
+    hit = _K_MAPS.get(key)
+    if hit is None:
+        k_eval, take = np.unique(np.clip(k, k_lo, k_hi), return_inverse=True)
+        below = k < k_lo
+        hit = (k_eval, None if np.array_equal(take, np.arange(k.size)) else take, below if below.any() else None)
+        if len(_K_MAPS) >= 64:
+            _K_MAPS.clear()
+        _K_MAPS[key] = hit
+    return hit

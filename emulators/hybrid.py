@@ -33,7 +33,7 @@ import numpy as np
 
 from .boost import BoostEmulator, camb_pk_lin
 from .core import summary
-from .ee2 import check_box, ee2_boost, euclidemu2_version
+from .ee2 import ee2_boost, euclidemu2_version, first_outside_box
 from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
 from .io import save
 from .response import ResponseEmulator
@@ -148,16 +148,13 @@ class HybridEmulator:
         if ee2 not in EE2_MODES:
             raise ValueError(f"hybrid emulator: ee2 must be one of {', '.join(EE2_MODES)}, got {ee2!r}")
         n = theta_lcdm.shape[0]
-        dicts = self.space.cosmology_dicts(theta_lcdm)
-        for i, params in enumerate(dicts):
-            try:
-                check_box(params)
-            except ValueError as exc:
-                where = f" (cosmology {i} of {n})" if n > 1 else ""
-                raise ValueError(f"hybrid emulator: theta_LCDM (theta with w0=-1, wa=0){where} is outside the "
-                                 f"EuclidEmulator2 box: {exc}") from None
+        outside = first_outside_box(self.space.names, theta_lcdm, self.space.fixed)
+        if outside is not None:
+            where = f" (cosmology {outside[0]} of {n})" if n > 1 else ""
+            raise ValueError(f"hybrid emulator: theta_LCDM (theta with w0=-1, wa=0){where} is outside the "
+                             f"EuclidEmulator2 box: {outside[1]}")
         if ee2 == "exact":
-            return np.stack([np.log(ee2_boost(k, z, params)) for params in dicts])
+            return np.stack([np.log(ee2_boost(k, z, params)) for params in self.space.cosmology_dicts(theta_lcdm)])
         if self.ee2_lcdm is None:
             raise ValueError("hybrid emulator: ee2='surrogate' needs the EE2 surrogate, which this file does not "
                              "carry (train it with train.ee2_surrogate in the workflow)")
@@ -168,7 +165,8 @@ class HybridEmulator:
         return ee2_lcdm_log_boost(self.ee2_lcdm, theta_lcdm, self.space.names, z, k)
 
     def _log_boost(self, theta, op, single, ee2="exact"):
-        out = self.ln_ee2_lcdm(self._lcdm(theta), op.z, op.k, ee2) + self._log_cola_ratio(theta, op)
+        out = self.ln_ee2_lcdm(self._lcdm(theta), op.z, op.k, ee2)
+        out += self._log_cola_ratio(theta, op)  # in place: out is a fresh array
         return out[0] if single else out
 
     def boost(self, k: Any, z: Any, params: Any, extrapolate: bool = False, ee2: str = "exact") -> np.ndarray:

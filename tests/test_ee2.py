@@ -66,6 +66,28 @@ def test_out_of_box_names_parameter_and_range():
         ee2_boost(0.1, 0.0, EE2_REFERENCE.replace(Omega_m=0.45))
 
 
+def test_first_outside_box_agrees_with_check_box_row_by_row():
+    # The vectorised check must refuse exactly the rows check_box refuses, with its message.
+    names = ("Omega_m", "h", "w0", "wa")
+    fixed = {k: v for k, v in EE2_REFERENCE.to_dict().items() if k not in names}
+    rng = np.random.default_rng(5)
+    rows = np.array([[EE2_BOX[n][0], EE2_BOX[n][1]] for n in names])
+    theta = rows[:, 0] + rng.random((400, 4)) * 1.1 * (rows[:, 1] - rows[:, 0])  # some rows just outside
+    theta[3] = [lo for lo, _ in rows]  # edges are inside, as in the package
+    theta[7, 2] = np.nan
+    scalar = [ee2_module.in_box({**fixed, **dict(zip(names, map(float, r)))}) for r in theta]
+    first = scalar.index(False)
+    i, message = ee2_module.first_outside_box(names, theta, fixed)
+    assert i == first and message.startswith("EuclidEmulator2: parameter ")
+    ok = theta[np.array(scalar)]
+    assert ee2_module.first_outside_box(names, ok, fixed) is None
+    assert ee2_module.first_outside_box(names, theta[7:8], fixed)[0] == 0  # NaN counts as outside
+    # A fixed value outside the box is found whatever the rows.
+    bad_fixed = {**fixed, "n_s": 1.1}
+    assert ee2_module.first_outside_box(names, ok, bad_fixed) == (
+        0, "EuclidEmulator2: parameter n_s=1.1 is outside the emulator box [0.92, 1]")
+
+
 def test_bad_redshift():
     with pytest.raises(ValueError, match=r"z=11 is outside the emulated range \[0, 10\]"):
         ee2_boost(0.1, [0.0, 11.0], EE2_REFERENCE)
