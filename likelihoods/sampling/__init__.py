@@ -36,7 +36,7 @@ no per-step round trip, so it pays for likelihoods of a few milliseconds that
 are too cheap for ``dask`` but leave the other cores idle in one process.
 """
 from .backend import ChainBackend, read_chain, read_chain_samples
-from .convergence import Convergence, ConvergenceReport, autocorr_times, check_convergence, gelman_rubin
+from .convergence import Convergence, ConvergenceReport, autocorr_times, check_convergence, gelman_rubin, pooled_tau
 from .getdist_output import write_getdist
 from .pool import DaskPool, choose_parallel, dask_tasks
 from .posterior import DERIVED_FORMULAS, DerivedParam, Posterior, SampledParam, SamplingError
@@ -44,7 +44,7 @@ from .run import MOVES, PARALLEL_MODES, ChainRun, SamplerSettings, advance_chain
 
 __all__ = [
     "SampledParam", "DerivedParam", "Convergence", "dask_tasks", "SamplerSettings", "Posterior", "DaskPool",
-    "ChainBackend", "ConvergenceReport", "SamplingError", "check_convergence", "autocorr_times",
+    "ChainBackend", "ConvergenceReport", "SamplingError", "check_convergence", "autocorr_times", "pooled_tau",
     "gelman_rubin", "choose_parallel", "run_chains", "ChainRun", "write_getdist", "PARALLEL_MODES", "MOVES",
     "emcee_moves", "advance_chain_file",
     "DERIVED_FORMULAS", "read_chain", "read_chain_samples",

@@ -9,7 +9,7 @@ import emcee
 import numpy as np
 from scipy.linalg import solve_triangular
 
-__all__ = ["Convergence", "ConvergenceReport", "autocorr_times", "gelman_rubin", "check_convergence"]
+__all__ = ["Convergence", "ConvergenceReport", "autocorr_times", "pooled_tau", "gelman_rubin", "check_convergence"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,19 @@ class Convergence:
 def autocorr_times(chain: np.ndarray) -> np.ndarray:
     """Integrated autocorrelation time [steps] per parameter of one ensemble chain (nsteps, nwalkers, ndim)."""
     return emcee.autocorr.integrated_time(chain, c=5, tol=0, quiet=True)
+
+
+def pooled_tau(chains: Sequence[np.ndarray]) -> np.ndarray:
+    """tau [steps] per parameter of equally long ensemble chains, each (nsteps, nwalkers, ndim),
+    from the autocorrelation function averaged over the walkers of all of them.
+
+    The chains sample one posterior, so their walkers are one larger ensemble for this
+    estimate: the maximum of per-chain estimates is biased high and noisy.  In the EDE
+    workflow (4 chains of 40 walkers, checks 500 steps apart, 60-85 tau) the per-chain
+    maximum's largest change between checks kept scattering by 2.4-4 %, so a 2 % stability
+    test failed on noise for 4000 steps past 50 tau; the pooled estimate moved by 1-2 %.
+    Chains that disagree are caught by Gelman-Rubin, not by tau."""
+    return autocorr_times(np.concatenate(list(chains), axis=1))
 
 
 def gelman_rubin(samples: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
@@ -73,7 +86,7 @@ def check_convergence(chains: Sequence[np.ndarray], conv: Convergence,
     """Convergence tests on equally long chains, each (nsteps, nwalkers, ndim)."""
     steps = min(c.shape[0] for c in chains)
     chains = [c[:steps] for c in chains]
-    tau = np.max([autocorr_times(c) for c in chains], axis=0)
+    tau = pooled_tau(chains)
     finite = bool(np.all(np.isfinite(tau)) and np.all(tau > 0))
     tau_ok = finite and bool(np.all(steps >= conv.tau_factor * tau))
     if previous_tau is None or not finite:
@@ -114,4 +127,4 @@ def _tau_at(chains: Sequence[np.ndarray], steps: int) -> np.ndarray | None:
     """
     if steps <= 0:
         return None
-    return np.max([autocorr_times(c[:steps]) for c in chains], axis=0)
+    return pooled_tau([c[:steps] for c in chains])
