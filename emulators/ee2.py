@@ -145,12 +145,18 @@ def first_outside_box(names: list[str] | tuple[str, ...], theta: np.ndarray,
     if problem is not None:
         return 0, problem
     lo, hi, cols = _box_columns(names)
-    sub = theta[:, cols]
-    # "not inside" rather than "outside", so that NaN counts as outside
-    bad = np.flatnonzero(~np.all((sub >= lo) & (sub <= hi), axis=1))
-    if bad.size == 0:
-        return None
-    i = int(bad[0])
+    if theta.shape[0] == 1:  # the sampling case: plain floats beat numpy on seven numbers
+        row = theta[0].tolist()
+        if all(a <= row[j] <= b for j, a, b in zip(cols, lo.tolist(), hi.tolist())):
+            return None
+        i = 0
+    else:
+        sub = theta[:, cols]
+        # "not inside" rather than "outside", so that NaN counts as outside
+        bad = np.flatnonzero(~np.all((sub >= lo) & (sub <= hi), axis=1))
+        if bad.size == 0:
+            return None
+        i = int(bad[0])
     try:
         check_box({**fixed, **dict(zip(names, map(float, theta[i])))})
     except ValueError as exc:
