@@ -9,6 +9,7 @@ parameters, leaving the likelihoods' nuisance parameters to ``--all``.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -195,8 +196,13 @@ def posterior_triangle(samples_list: Sequence, params: Sequence[str], out: str |
         g.triangle_plot(list(samples_list), list(params), filled=True, legend_labels=list(labels),
                         markers=marks or None)
         if banner:
-            g.fig.text(0.5, 0.995, banner, ha="center", va="top", color="white", fontsize=13, fontweight="bold",
-                       bbox={"facecolor": "#c00000", "edgecolor": "none", "pad": 6})
+            # Above the figure (the export's tight bounding box grows to hold it), wrapped
+            # to the figure's width: a long reason is never cut off and never covers the legend.
+            width_pt = g.fig.get_figwidth() * 72.0
+            text = textwrap.fill(banner, width=max(40, int(0.92 * width_pt / (0.62 * 13))))
+            g.extra_artists.append(g.fig.text(0.5, 1.005, text, ha="center", va="bottom", color="white", fontsize=13,
+                                              fontweight="bold",
+                                              bbox={"facecolor": "#c00000", "edgecolor": "none", "pad": 6}))
         g.export(str(tmp))
     os.replace(tmp, out)
     import matplotlib.pyplot as plt
