@@ -302,3 +302,18 @@ def test_cli_model_card(model_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# Model `again`" in out and "Not validated" not in out
     assert registry.verify_model(tmp_path / "again")["name"] == "again"
+
+
+def test_few_rows_read_a_float32_copy_of_a_large_folded_basis():
+    # The EE2 surrogate on a sampling grid (40 z x 200 k) folds 21 components into a 1.3 MB
+    # basis: one cosmology reads its float32 copy (memory-bound: twice as fast), a batch the
+    # float64 original.  The copy's rounding must stay far below the surrogate's own error.
+    sur = emulators.load("w0wa_cola128").ee2_lcdm
+    z, k = np.linspace(0.0, 3.0, 40), np.geomspace(0.03, 1.2, 200)
+    theta = sur.space.lower + np.linspace(0.2, 0.8, 6)[:, None] * (sur.space.upper - sur.space.lower)
+    op = sur.model.operator(k, z, "test")
+    assert op.basis32 is not None and op.basis32.dtype == np.float32
+    batch = sur.model.apply(theta, op)                        # 6 rows: float64
+    for i in range(theta.shape[0]):
+        one = sur.model.apply(theta[i:i + 1], op)[0]           # 1 row: float32 basis
+        np.testing.assert_allclose(one, batch[i], rtol=0, atol=2e-6)   # in ln B
