@@ -1,4 +1,5 @@
-"""Particle-mesh gravity: density on the mesh -> Fourier-space Poisson -> force at particles.
+"""Particle-mesh gravity: density on the mesh -> potential by a Fourier-space Poisson solve ->
+finite-difference gradient in real space -> force at particles.
 
 The PM force returned is the dimensionless field
 
