@@ -193,11 +193,12 @@ class PMForce:
     """Reusable PM force solver on an ``n^3`` mesh for ``n_particles`` unit masses.
 
     Buffers (one real mesh, one complex mesh and, unless CIC with a difference
-    stencil, three force meshes) and FFT plans are made once.  With the finite-difference gradients ('fd2', 'fd4') each call costs
-    one deposit, one r2c FFT, one c2r FFT (the potential) and the difference stencil
-    in real space, which is the same operator as multiplying by derivative_kernel in
-    Fourier space: two FFTs instead of four.  'exact' (i k) has no real-space
-    stencil and keeps three c2r FFTs, one per component.
+    stencil, three force meshes) and FFT plans are made once.  With the
+    finite-difference gradients ('fd2', 'fd4') each call costs one deposit, one r2c
+    FFT, one c2r FFT (the potential) and the difference stencil in real space, which
+    is the same operator as multiplying by derivative_kernel in Fourier space: two
+    FFTs instead of four.  'exact' (i k) has no real-space stencil and keeps three
+    c2r FFTs, one per component.
     """
 
     def __init__(self, n: int, box: float, n_particles: int, scheme: str = "cic", threads: int = 1,
