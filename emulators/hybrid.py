@@ -18,6 +18,10 @@ inside the COLA k range here; above its k_max the shear likelihood's power
 source (likelihoods.shear.power, ``cola_response``) holds the COLA ratio at
 its k_max value or sets it to 1, and logs which once.
 
+Above the COLA k_max the response is continued with HMcode-2020's shape when the
+file carries ``hmcode_tail`` (:mod:`cosmopipe.emulators.hmcode_tail`, measured
+there); :meth:`HybridEmulator.log_tail` gives it.
+
 ``ee2="exact"`` (the default) calls EuclidEmulator2 itself (about 15 ms per
 cosmology on 31 redshifts); ``ee2="surrogate"`` uses the PCA + MLP model of
 B_EE2 on the LCDM slice stored with the hybrid (:mod:`cosmopipe.emulators.ee2_lcdm`,
@@ -35,6 +39,7 @@ from .boost import BoostEmulator, camb_pk_lin
 from .core import summary
 from .ee2 import ee2_boost, euclidemu2_version, first_outside_box
 from .ee2_lcdm import LCDM as _LCDM, ee2_lcdm_log_boost
+from .hmcode_tail import hmcode_tail_log
 from .io import save
 from .response import ResponseEmulator
 
@@ -47,11 +52,14 @@ EE2_MODES = ("exact", "surrogate")
 class HybridEmulator:
     """EE2 x COLA-ratio boost (see the module docstring); ``cola`` is the
     embedded COLA :class:`~emulators.boost.BoostEmulator`; ``ee2_lcdm`` the
-    optional EE2 surrogate on the LCDM slice (:mod:`cosmopipe.emulators.ee2_lcdm`)."""
+    optional EE2 surrogate on the LCDM slice (:mod:`cosmopipe.emulators.ee2_lcdm`);
+    ``hmcode_tail`` the optional continuation of R above the COLA k_max
+    (:mod:`cosmopipe.emulators.hmcode_tail`)."""
 
     cola: BoostEmulator | ResponseEmulator
     info: dict = field(default_factory=dict)
     ee2_lcdm: BoostEmulator | None = None
+    hmcode_tail: BoostEmulator | None = None
     kind = "hybrid"
 
     __repr__ = __str__ = summary
@@ -142,6 +150,15 @@ class HybridEmulator:
         q = self.cola.model.apply(np.vstack([theta, self._lcdm(theta)]), op)
         return q[:n] - q[n:]
 
+    def log_tail(self, k: np.ndarray, z: np.ndarray, params: Any) -> np.ndarray:
+        """ln R_HM(k) - ln R_HM(k_c) (nz, nk) at one cosmology: what continues the COLA
+        response above its k_max k_c [h/Mpc]; zero at and below k_c."""
+        if self.hmcode_tail is None:
+            raise ValueError("hybrid emulator: this file carries no HMcode tail (train.hmcode_tail in the workflow)")
+        theta, _ = self.cola.space.read(params, False, who="hybrid emulator")
+        return hmcode_tail_log(self.hmcode_tail, theta[:1], self.space.names, np.asarray(z, dtype=float),
+                               np.asarray(k, dtype=float))[0]
+
     def ln_ee2_lcdm(self, theta_lcdm: np.ndarray, z: np.ndarray, k: np.ndarray, ee2: str = "exact") -> np.ndarray:
         """ln B_EE2 (n, nz, nk) at rows of theta_LCDM (n, p) in :attr:`params` order, checked
         against EE2's box; any z in [0, 10] (surrogate: its trained range) and k > 0 [h/Mpc]."""
@@ -193,10 +210,12 @@ class HybridEmulator:
         return save(self, path)
 
 
-def make_hybrid(cola: BoostEmulator | ResponseEmulator, ee2_lcdm: BoostEmulator | None = None) -> HybridEmulator:
+def make_hybrid(cola: BoostEmulator | ResponseEmulator, ee2_lcdm: BoostEmulator | None = None,
+                hmcode_tail: BoostEmulator | None = None) -> HybridEmulator:
     """Hybrid of a COLA boost or response emulator with EuclidEmulator2 (provenance
-    copied), optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)."""
+    copied), optionally with an EE2 surrogate (:func:`cosmopipe.emulators.ee2_lcdm.train_ee2_lcdm`)
+    and an HMcode tail (:func:`cosmopipe.emulators.hmcode_tail.train_hmcode_tail`)."""
     info = {"cola_dataset_hash": cola.info.get("dataset_hash", ""), "reference": "EuclidEmulator2",
             "mode": "response" if cola.kind == "response" else "ratio",
             "euclidemu2_version": euclidemu2_version(), "code_version": cola.info.get("code_version", "")}
-    return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm)
+    return HybridEmulator(cola=cola, info=info, ee2_lcdm=ee2_lcdm, hmcode_tail=hmcode_tail)

@@ -23,6 +23,8 @@ ISO) and complete (written last).  An emulator is written into a group:
                     emulator of R = B(theta) / B(theta_LCDM), same layout
     <group>/ee2_lcdm  (hybrid, optional) the EE2 surrogate on the LCDM slice, a boost
                     emulator (emulators.ee2_lcdm)
+    <group>/hmcode_tail  (hybrid, optional) HMcode-2020's response shape above the COLA
+                    k_max, a boost emulator of ln R (emulators.hmcode_tail)
 
 so a hybrid file carries its COLA emulator (and that one its linear-power
 emulator) and stands alone.
@@ -120,8 +122,9 @@ def _write(group: h5py.Group, emulator) -> None:
         group.attrs["reference"] = text("EuclidEmulator2")
         group.attrs["mode"] = text(emulator.mode)
         _write(group.create_group("cola"), emulator.cola)
-        if emulator.ee2_lcdm is not None:
-            _write(group.create_group("ee2_lcdm"), emulator.ee2_lcdm)
+        for name in ("ee2_lcdm", "hmcode_tail"):
+            if getattr(emulator, name) is not None:
+                _write(group.create_group(name), getattr(emulator, name))
         return
     _write_model(group, emulator.model)
     if kind == "linear":

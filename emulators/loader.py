@@ -32,10 +32,11 @@ def _read(group):
         want = ResponseEmulator if mode == "response" else BoostEmulator
         if mode not in ("ratio", "response") or not isinstance(cola, want):
             raise _Corrupt(f"{group.name}: hybrid mode {mode!r} with an embedded {cola.kind!r} emulator")
-        surrogate = _read(group["ee2_lcdm"]) if "ee2_lcdm" in group else None
-        if surrogate is not None and not isinstance(surrogate, BoostEmulator):
-            raise _Corrupt(f"{group.name}/ee2_lcdm: expected a boost emulator, found kind {surrogate.kind!r}")
-        return HybridEmulator(cola=cola, info=info, ee2_lcdm=surrogate)
+        parts = {name: _read(group[name]) if name in group else None for name in ("ee2_lcdm", "hmcode_tail")}
+        for name, part in parts.items():
+            if part is not None and not isinstance(part, BoostEmulator):
+                raise _Corrupt(f"{group.name}/{name}: expected a boost emulator, found kind {part.kind!r}")
+        return HybridEmulator(cola=cola, info=info, **parts)
     model = _read_model(group)
     if kind == "linear":
         if "params" not in group:

@@ -403,6 +403,14 @@ def _training_text(emulator, datasets: dict) -> list[str]:
     if emulator.kind == "hybrid":
         lines.append("- LCDM boost: EuclidEmulator2 at theta_LCDM"
                      + (" (a PCA + MLP surrogate of it is stored for sampling)" if emulator.ee2_lcdm is not None else ""))
+        tail = getattr(emulator, "hmcode_tail", None)
+        if tail is not None:
+            v = tail.info.get("validation", {}).get("max_abs_dR_over_R", {})
+            lines.append(f"- above the COLA k_max ({tail.info.get('k_c', float('nan')):.3g} h/Mpc) R continues with "
+                         f"HMcode-2020's response shape (emulators.hmcode_tail: {tail.info.get('n_cosmologies')} "
+                         "CAMB cosmology pairs"
+                         + (f"; held-out max |dR/R| p50 {100 * v['p50']:.2f} %, p95 {100 * v['p95']:.2f} %" if v else "")
+                         + ")")
     for role, ds in datasets.items():
         config = ds.attrs.get("sim_config", "")
         try:

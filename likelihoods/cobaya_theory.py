@@ -9,7 +9,7 @@ those runs on an emulator unchanged::
       cosmopipe.likelihoods.cobaya_theory.EmulatedMatterPower:
         emulator: <shipped model name, or path of an emulator file>
         ee2: auto                 # a hybrid's EE2 part: auto | exact | surrogate
-        cola_response: constant   # a hybrid above its COLA k range: constant | unity
+        cola_response: auto       # a hybrid above its COLA k range: auto | hmcode | constant | unity
         k_per_decade: 40          # the P(k) grid, log-spaced on multiples of 1/k_per_decade dex
         k_min: 1.0e-5             # [h/Mpc], where the grid starts
 
@@ -155,7 +155,7 @@ class EmulatedMatterPower(BoltzmannBase):
 
     emulator: str | None = None
     ee2: str = "auto"
-    cola_response: str = "constant"
+    cola_response: str = "auto"
     k_per_decade: int = 40
     k_min: float = 1.0e-5
     extra_args: dict | None = None  # BoltzmannBase's; no extra arguments are used

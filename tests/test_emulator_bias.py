@@ -272,3 +272,22 @@ def dataclasses_replace_space(lin, varied, box, fixed):
 
     space = ParameterSpace(tuple(varied), [box[n][0] for n in varied], [box[n][1] for n in varied], fixed)
     return dataclasses.replace(lin, space=space)
+
+
+def test_vector_caches_are_keyed_on_the_code_through_the_mock():
+    """The cached CAMB-based vectors are reused by --resume only while the reference's
+    mock at its fiducial is the same to the bit: a code change that moves the data
+    vectors (a convention, the power source) invalidates them instead of mixing old
+    vectors with new ones."""
+    from types import SimpleNamespace
+
+    from cosmopipe.pipeline.stages.emulator_bias import _vector_settings
+
+    settings = SimpleNamespace(shear={"survey": {"nbins": 5}, "covariance": {"terms": ["gaussian"]}})
+    d = np.linspace(1e-6, 1e-4, 20)
+    same = _vector_settings(settings, SimpleNamespace(data=d.copy()))
+    assert same == _vector_settings(settings, SimpleNamespace(data=d))
+    assert "covariance" not in same and same["survey"] == {"nbins": 5}
+    moved = d.copy()
+    moved[7] *= 1 + 1e-12
+    assert _vector_settings(settings, SimpleNamespace(data=moved)) != same

@@ -25,7 +25,7 @@ def test_lcdm_projection_keeps_everything_but_dark_energy():
 def test_unknown_method_names_the_choices():
     with pytest.raises(LikelihoodError, match="unknown boost model 'halofit'.*hmcode_hybrid"):
         method_source("halofit")
-    with pytest.raises(LikelihoodError, match="ee2_lcdm or hmcode_hybrid"):
+    with pytest.raises(LikelihoodError, match="ee2_lcdm, hmcode_hybrid, ee2_response"):
         LCDMBoostPower(name="ee2")
 
 
@@ -54,3 +54,27 @@ def test_shortcuts_against_ee2():
     low = K < 0.02
     for m in ("ee2_lcdm", "hmcode_hybrid"):
         assert np.abs(method_source(m).log_pk(wcdm, K, Z) - ref)[:, low].max() < 2e-3
+
+
+@pytest.mark.slow
+def test_response_floor_is_ee2_up_to_the_cola_kmax():
+    """The floor models: EE2 itself below the COLA k_max, then B_EE2(theta_LCDM) times
+    R at the edge (constant), or times HMcode's R shape (continuous at the edge)."""
+    matter_power._CAMB_CACHE.clear()
+    wcdm, kc = Cosmology(w0=-0.8, wa=0.2), 1.0
+    ref = method_source("ee2").log_pk(wcdm, K, Z)
+    lcdm_boost = method_source("ee2_lcdm").log_pk(wcdm, K, Z)
+    floor = LCDMBoostPower(name="ee2_response", response_kmax=kc).log_pk(wcdm, K, Z)
+    cont = LCDMBoostPower(name="ee2_response_hmcode", response_kmax=kc).log_pk(wcdm, K, Z)
+    below, above = K <= kc, K > kc
+    np.testing.assert_allclose(floor[:, below], ref[:, below], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cont[:, below], ref[:, below], rtol=0, atol=1e-10)
+    # above k_max the floor is the LCDM boost times one k-independent ln R per redshift
+    ln_r = floor[:, above] - lcdm_boost[:, above]
+    np.testing.assert_allclose(ln_r, ln_r[:, :1].repeat(ln_r.shape[1], axis=1), rtol=0, atol=1e-10)
+    assert np.abs(ln_r).max() > 0.01          # the response at w0 = -0.8 is several per cent
+    # HMcode's continuation: its ln R(k) - ln R(k_max) on top of the floor, so continuous at k_max
+    ln_r_hm = method_source("hmcode_hybrid").log_pk(wcdm, K, Z) - lcdm_boost
+    edge = (method_source("hmcode_hybrid").log_pk(wcdm, np.array([kc]), Z)
+            - method_source("ee2_lcdm").log_pk(wcdm, np.array([kc]), Z))
+    np.testing.assert_allclose((cont - floor)[:, above], ln_r_hm[:, above] - edge, rtol=0, atol=1e-8)

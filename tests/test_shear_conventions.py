@@ -199,23 +199,44 @@ class _Hybrid:
         return np.zeros((1, np.size(z), np.size(k)))
 
 
-@pytest.mark.parametrize("response", ["constant", "unity"])
+class _HybridWithTail(_Hybrid):
+    """... carrying an HMcode tail: ln R continues as (w0 + 1) ln(k / k_max) above k_max = 1."""
+    hmcode_tail = object()
+
+    def log_tail(self, k, z, params):
+        k = np.asarray(k, dtype=float)
+        return np.outer(np.ones(np.size(z)), np.where(k > 1.0, (params["w0"] + 1) * np.log(k / 1.0), 0.0))
+
+
+@pytest.mark.parametrize("response", ["constant", "unity", "hmcode", "auto"])
 def test_cola_response_above_kmax(response, caplog):
     import cosmopipe.likelihoods.theory.matter_power as power
     power._logged_cola_edge = False
-    src = power.EmulatorPower(path="fake.h5", emulator=_Hybrid(), cola_response=response)
+    hybrid = _HybridWithTail() if response in ("hmcode", "auto") else _Hybrid()
+    src = power.EmulatorPower(path="fake.h5", emulator=hybrid, cola_response=response)
     k = np.array([0.5, 1.0, 2.0, 5.0])
     cosmo = Cosmology(w0=-0.9)
     with caplog.at_level(logging.INFO, logger="cosmopipe.shear"):
         lnp = src._hybrid_log_pk(cosmo, k, np.array([0.0]))
         src._hybrid_log_pk(cosmo, k, np.array([0.0]))
-    # ratio ln B(w0) - ln B(-1) = (w0 + 1) k inside; above k_max = 1 held at its edge value or 0
+    # ratio ln B(w0) - ln B(-1) = (w0 + 1) k inside; above k_max = 1 held at its edge value,
+    # 0, or the edge value plus the tail (auto: the file has a tail, so hmcode)
     edge = (cosmo.w0 + 1.0) * 1.0
-    expect = [(cosmo.w0 + 1) * 0.5, edge] + ([edge, edge] if response == "constant" else [0.0, 0.0])
+    above = {"constant": [edge, edge], "unity": [0.0, 0.0],
+             "hmcode": [edge + (cosmo.w0 + 1) * np.log(2.0), edge + (cosmo.w0 + 1) * np.log(5.0)]}
+    expect = [(cosmo.w0 + 1) * 0.5, edge] + above["hmcode" if response == "auto" else response]
     np.testing.assert_allclose(lnp[0], expect, rtol=1e-12)
     assert sum("COLA response above its k_max" in r.getMessage() for r in caplog.records) == 1
-    with pytest.raises(LikelihoodError, match="cola_response: must be one of constant, unity"):
+
+
+def test_cola_response_choices_and_default():
+    import cosmopipe.likelihoods.theory.matter_power as power
+    with pytest.raises(LikelihoodError, match="cola_response: must be one of auto, hmcode, constant, unity"):
         power.EmulatorPower(path="fake.h5", emulator=_Hybrid(), cola_response="linear")
+    with pytest.raises(LikelihoodError, match="carries no HMcode tail"):
+        power.EmulatorPower(path="fake.h5", emulator=_Hybrid(), cola_response="hmcode")
+    assert power.EmulatorPower(path="fake.h5", emulator=_Hybrid()).cola_response == "constant"
+    assert power.EmulatorPower(path="fake.h5", emulator=_HybridWithTail()).cola_response == "hmcode"
 
 
 def test_options_table_matches_dataclass():

@@ -25,9 +25,11 @@ boost_extrapolation  constant             boost_linear_log_k: B itself continued
                                           does since 2023-09-26 (its EE2 data vectors);
                                           linear_log_k: ln B continued linearly in ln k instead
                                           (Cocoa's vectors before, the *_OLD_EXTRAP ones)
-cola_response        constant             unity: a hybrid's COLA ratio B_COLA(theta)/B_COLA(LCDM)
-                                          is set to 1 above the COLA k_max instead of held at its
-                                          edge value (preset keeps constant: CosmoLike has no COLA)
+cola_response        auto                 a hybrid's COLA response above the COLA k_max: 'hmcode'
+                                          continues it with HMcode-2020's shape (the file's
+                                          hmcode_tail; emulators.hmcode_tail), 'constant' holds it
+                                          at its edge value, 'unity' sets it to 1; 'auto' is hmcode
+                                          when the file has a tail, else constant
 ===================  ===================  ==========================================================
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "neutrinos": ("three_degenerate", "one_massive"),
     "limber_prefactor": ("spin2", "none"),
     "boost_extrapolation": ("constant", "boost_linear_log_k", "linear_log_k"),
-    "cola_response": ("constant", "unity"),
+    "cola_response": ("auto", "hmcode", "constant", "unity"),
 }
 
 
@@ -62,7 +64,7 @@ class Conventions:
     neutrinos: str = "three_degenerate"
     limber_prefactor: str = "spin2"
     boost_extrapolation: str = "constant"
-    cola_response: str = "constant"
+    cola_response: str = "auto"
 
     def __post_init__(self):
         for key, allowed in OPTIONS.items():

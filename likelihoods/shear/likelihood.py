@@ -33,7 +33,7 @@ working directory, or relative to the workflow's data_dir)::
                   nz_rows: centres | lower_edges, nla_c1rho: '0.0134' | cosmolike,
                   neutrinos: three_degenerate | one_massive, limber_prefactor: spin2 | none,
                   boost_extrapolation: constant | boost_linear_log_k | linear_log_k,
-                  cola_response: constant | unity}
+                  cola_response: auto | hmcode | constant | unity}
                   # each overrides the preset (likelihoods.shear.conventions)
 
 A generated mock is written with its covariance and provenance to

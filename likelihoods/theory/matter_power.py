@@ -39,10 +39,11 @@ once per point (about a second).
 
 A hybrid emulator (EE2 x COLA ratio) is evaluated beyond its COLA k range the
 way the hybrid is built: linear-power emulator x EE2 boost at theta_LCDM x the
-COLA ratio held at its value at the edge of the COLA range, so the
-EE2-resolved small scales are kept instead of a power-law continuation
-(``cola_response='constant'``, logged once per process), or set to 1 there
-(``'unity'``: pure EE2 at theta_LCDM above the COLA k_max).
+COLA response continued above the COLA k_max with HMcode-2020's shape
+(``cola_response='hmcode'``, the file's HMcode tail, emulators.hmcode_tail, where
+the choice is measured), held at its edge value (``'constant'``) or set to 1
+(``'unity'``: pure EE2 at theta_LCDM); ``'auto'`` (default) is hmcode when the file
+carries a tail, else constant.  Which one is logged once per process.
 
 CAMB runs split the neutrino mass as the ``neutrinos`` convention says
 (:data:`cosmopipe.sims.linear.NEUTRINO_STATES`).
@@ -79,9 +80,11 @@ _R8 = 8.0  # Mpc/h
 _EE2_EDGE_LOG10K = 0.973
 _EE2_EDGE_DLOG10K = (0.973 + 2.0589) / 1199
 BOOST_EXTRAPOLATIONS = ("constant", "boost_linear_log_k", "linear_log_k")
-COLA_RESPONSES = ("constant", "unity")
+COLA_RESPONSES = ("auto", "hmcode", "constant", "unity")
 log = logging.getLogger("cosmopipe.shear")
 _logged_cola_edge = False
+_CONTINUATIONS = {"hmcode": "continued with HMcode-2020's response shape", "constant": "held at its edge value",
+                  "unity": "set to 1"}
 
 
 class PowerSource(Protocol):
@@ -404,7 +407,7 @@ class EmulatorPower:
     path: str
     emulator: Any = field(default=None, repr=False, compare=False)
     ee2: str = "auto"
-    cola_response: str = "constant"
+    cola_response: str = "auto"
     name: str = "emulator"
     depends_on_cosmology: bool = True
 
@@ -426,6 +429,12 @@ class EmulatorPower:
         if self.ee2 != "auto" and getattr(self.emulator, "kind", None) != "hybrid":
             raise LikelihoodError(f"power.ee2: only a hybrid emulator uses EuclidEmulator2; {self.path} is a "
                                   f"{getattr(self.emulator, 'kind', 'non-hybrid')} emulator")
+        tail = getattr(self.emulator, "hmcode_tail", None)
+        if self.cola_response == "auto" and getattr(self.emulator, "kind", None) == "hybrid":
+            object.__setattr__(self, "cola_response", "hmcode" if tail is not None else "constant")
+        if self.cola_response == "hmcode" and tail is None:
+            raise LikelihoodError(f"cola_response: {self.path} carries no HMcode tail (train it with "
+                                  "train.hmcode_tail), so 'hmcode' is not available; use constant, unity or auto")
         if self.ee2 == "surrogate" and getattr(self.emulator, "ee2_lcdm", None) is None:
             raise LikelihoodError(f"power.ee2: {self.path} carries no EE2 surrogate (train it with "
                                   "train.ee2_surrogate), so 'surrogate' is not available; use 'exact' or 'auto'")
@@ -456,9 +465,8 @@ class EmulatorPower:
 
     def _hybrid_log_pk(self, cosmo: Cosmology, k: np.ndarray, z: np.ndarray) -> np.ndarray:
         """ln[P_lin B_EE2(theta_LCDM) B_COLA(theta) / B_COLA(theta_LCDM)] over the linear
-        emulator's k range; the COLA ratio is held constant outside the COLA k range
-        (inside it this is exactly the hybrid's pnl), or 1 above k_max with
-        ``cola_response='unity'``.  B_EE2 from the hybrid's EE2
+        emulator's k range (inside the COLA k range exactly the hybrid's pnl); above the
+        COLA k_max as ``cola_response`` says (module doc), below its k_min held constant.  B_EE2 from the hybrid's EE2
         surrogate when it has one (``ee2``: 'auto'), else EuclidEmulator2 itself."""
         global _logged_cola_edge
         emu = self.emulator
@@ -472,11 +480,14 @@ class EmulatorPower:
         if np.any(above) and not _logged_cola_edge:
             _logged_cola_edge = True
             log.info("hybrid emulator %s: COLA response above its k_max = %.3g h/Mpc %s (cola_response=%s)",
-                     self.path, c_hi, "held at its edge value" if self.cola_response == "constant" else "set to 1",
-                     self.cola_response)
-        if self.cola_response == "unity":
-            ratio_c = np.where(above[None, :], 0.0, ratio_c[:, idx])
+                     self.path, c_hi, _CONTINUATIONS[self.cola_response], self.cola_response)
+        if self.cola_response != "constant":
+            ratio_c = ratio_c[:, idx]
             idx = np.arange(k.size)
+            if self.cola_response == "unity":
+                ratio_c[:, above] = 0.0
+            elif np.any(above):
+                ratio_c += emu.log_tail(k, z, params)
         theta_lcdm = np.array([[lcdm[n] for n in emu.params]])
         # EE2 holds B constant above its k_max: documented there, expected here
         with warnings.catch_warnings():

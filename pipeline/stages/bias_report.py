@@ -17,7 +17,8 @@ from cosmopipe.sims.io import atomic_hdf5
 __all__ = ["write", "plot_methods", "plot_shifts", "goals"]
 
 LABELS = {"emulator": "COLA hybrid", "ee2_lcdm": r"EE2 $\Lambda$CDM boost", "hmcode": "HMcode-2020",
-          "hmcode_hybrid": "HMcode hybrid"}
+          "hmcode_hybrid": "HMcode hybrid", "ee2_response": "perfect COLA response (floor)",
+          "ee2_response_hmcode": "perfect COLA response + HMcode's above k_max"}
 # arXiv:2404.12344's criteria, as issue 17 states them.
 GOAL_CUTS = (1500.0, 750.0, 375.0)
 

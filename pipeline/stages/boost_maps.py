@@ -36,7 +36,7 @@ def boost_error_maps(methods, emulator: str | None, fiducial: dict, n: int, z=(0
     for i, j in tqdm(grid, desc="w0-wa boost maps", disable=not progress):
         cosmo = Cosmology.from_dict({**base, "w0": float(w0[j]), "wa": float(wa[i])})
         # HMcode first: its CAMB run then serves every model's linear power
-        order = sorted(methods, key=lambda m: m not in ("hmcode", "hmcode_hybrid"))
+        order = sorted(methods, key=lambda m: "hmcode" not in m)
         lnp = {m: sources[m].log_pk(cosmo, k, z) for m in order}
         ref = reference.log_pk(cosmo, k, z)
         for m in methods:

@@ -16,7 +16,7 @@ Section::
     emulator_bias:
       emulator: w0wa_cola128            # shipped model name or emulator file (run-dir relative)
       reference: ee2                    # ee2 | hmcode
-      methods: [emulator]               # + ee2_lcdm, hmcode, hmcode_hybrid
+      methods: [emulator]               # + ee2_lcdm, hmcode, hmcode_hybrid, ee2_response[_hmcode]
       test: datasets/test.h5            # a dataset's cosmologies inside EE2's box, or
                                         # {n: 100, seed: 1}: a Latin hypercube over the box
       max_cosmologies: null
@@ -334,9 +334,16 @@ def _store(path: Path, fingerprint: str, arrays: dict) -> None:
     tmp.replace(path)
 
 
-def _vector_settings(settings) -> dict:
-    """What the data vectors depend on: the shear settings but the covariance."""
-    return {k: v for k, v in settings.shear.items() if k != "covariance"}
+_HMCODE_FIRST = ("hmcode", "hmcode_hybrid", "ee2_response_hmcode")
+
+
+def _vector_settings(settings, ref) -> dict:
+    """What the data vectors depend on: the shear settings but the covariance, and the
+    code that computes them, which the reference's mock at its fiducial stands for (a
+    change of conventions or of the power source since the cache was written changes
+    those bytes, and the cache is then recomputed instead of mixed with new vectors)."""
+    return {**{k: v for k, v in settings.shear.items() if k != "covariance"},
+            "mock_sha256": hashlib.sha256(np.ascontiguousarray(ref.data, dtype=float).tobytes()).hexdigest()}
 
 
 def _test_vectors(settings, ctx, ref, models, ids, cosmos, fid_nuis, out_dir, log):
@@ -348,11 +355,11 @@ def _test_vectors(settings, ctx, ref, models, ids, cosmos, fid_nuis, out_dir, lo
     from tqdm import tqdm
 
     cache = out_dir / "test_vectors.npz"
-    fingerprint = json.dumps({"cosmologies": [c.to_dict() for c in cosmos], "shear": _vector_settings(settings)},
+    fingerprint = json.dumps({"cosmologies": [c.to_dict() for c in cosmos], "shear": _vector_settings(settings, ref)},
                              sort_keys=True)
     stored = _cached(cache, fingerprint, ctx.resume, log)
-    order = [m for m in ("hmcode", "hmcode_hybrid", settings.reference, "ee2_lcdm", "emulator")
-             if m in models or m == settings.reference]
+    # HMcode first: its CAMB run then serves every CAMB-based model's linear power
+    order = [m for m in (*_HMCODE_FIRST, settings.reference, *settings.methods) if m in models or m == settings.reference]
     rows = {m: ([] if m == "emulator" else list(stored.get(m, []))) for m in dict.fromkeys(order)}
     reused = {m: len(v) for m, v in rows.items() if v}
     if reused:
@@ -379,12 +386,14 @@ def _test_vectors(settings, ctx, ref, models, ids, cosmos, fid_nuis, out_dir, lo
 def _boost_maps(settings, ctx, ref, emu_path, out_dir: Path, log) -> None:
     n, z = settings.boost_maps
     t0 = time.perf_counter()
-    maps = boost_error_maps(settings.methods, str(emu_path) if emu_path else None, ref.model.fiducial, n, z,
+    # the maps cover k <= 1 h/Mpc, where the ee2_response floors are EE2 itself
+    methods = [m for m in settings.methods if not m.startswith("ee2_response")]
+    maps = boost_error_maps(methods, str(emu_path) if emu_path else None, ref.model.fiducial, n, z,
                             conventions=ref.model.conventions, progress=ctx.progress)
     np.savez(out_dir / "boost_maps.npz", **{k: np.asarray(v) for k, v in maps.items()})
     plot_boost_maps(maps, out_dir / "boost_maps.png", bias_report.LABELS)
     log.info("w0-wa boost maps (%d x %d points) in %.0f s: %s", n, n, time.perf_counter() - t0,
-             ", ".join(f"{m} median {100 * np.median(maps[m]):.2f} %" for m in settings.methods))
+             ", ".join(f"{m} median {100 * np.median(maps[m]):.2f} %" for m in methods))
 
 
 def _shifts(settings, ctx, ref, models, cuts, emu_path, info, log):
@@ -408,7 +417,7 @@ def _shifts(settings, ctx, ref, models, cuts, emu_path, info, log):
         steps["wa"] = _WA_STEP
     out = {}
     cache = _run_path(ctx, settings.out) / "fisher_vectors.npz"
-    fingerprint = json.dumps({"fiducials": settings.fiducials, "steps": steps, "shear": _vector_settings(settings)},
+    fingerprint = json.dumps({"fiducials": settings.fiducials, "steps": steps, "shear": _vector_settings(settings, ref)},
                              sort_keys=True)
     stored = _cached(cache, fingerprint, ctx.resume, log)
     for i, (name, overrides) in enumerate(settings.fiducials):

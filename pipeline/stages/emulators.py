@@ -31,6 +31,13 @@
         pca: {variance: 0.99999999}
         n_test: 300                   # held-out EE2 cosmologies for the reported accuracy
         network: {...}                # as above (default epochs 10000)
+      hmcode_tail:                    # with hybrid: HMcode-2020's response shape above the COLA k_max
+                                      # (emulators.hmcode_tail; "hmcode_tail: true" takes the defaults;
+                                      # default off: two CAMB runs per cosmology, ~15 core-minutes)
+        n: 250                        # CAMB cosmology pairs (Latin hypercube of the COLA box)
+        n_test: 50
+        nz: 16                        # redshifts uniform in [0, z_max of the COLA emulator]
+        nk: 30                        # k log-spaced from the COLA k_max to 10 h/Mpc
       linear:                         # optional linear-power emulator, attached to the boost
                                       # ("linear: true" takes all the defaults below)
         n: 200                        # CAMB cosmologies (Latin hypercube of the dataset's box)
@@ -72,7 +79,6 @@ from cosmopipe.schema import (ConfigError, Section, boolean, choice, inside_path
 from cosmopipe.pipeline.workflow import Stage
 
 from cosmopipe.emulators.boost import dataset_space, train_boost
-from cosmopipe.emulators.ee2_lcdm import lcdm_space, train_ee2_lcdm
 from cosmopipe.emulators.hybrid import make_hybrid
 from cosmopipe.emulators.io import save
 from cosmopipe.emulators.linear import (camb_linear_dataset, latin_hypercube, read_linear_dataset, train_linear,
@@ -85,6 +91,8 @@ from cosmopipe.emulators.training import FitSettings
 from cosmopipe.emulators.validate import validate
 from cosmopipe.sims.cosmology import Cosmology
 from cosmopipe.sims.dataset import read_dataset
+
+from .hybrid_parts import SURROGATE_PCA_VARIANCE, SurrogateSettings, TailSettings, ee2_surrogate, hmcode_tail
 
 __all__ = ["STAGES", "TrainSettings", "ValidateSettings"]
 
@@ -105,25 +113,6 @@ class LinearSettings:
     fit: FitSettings = FitSettings()
 
 
-# 21 components for EE2's boost: truncation error p95 0.014 % (13 components at 1 - 1e-6: 0.1 %)
-SURROGATE_PCA_VARIANCE = 1.0 - 1e-8
-
-
-@dataclass(frozen=True)
-class SurrogateSettings:
-    """The EE2 surrogate on the LCDM slice (emulators.ee2_lcdm).  31 redshifts in
-    [0, 3] (dz = 0.1): with 16 the spline in z alone costs 0.1-0.2 % between nodes."""
-
-    n: int = 3000
-    seed: int = 0
-    nz: int = 31
-    n_test: int = 300
-    fit: FitSettings = FitSettings(pca_variance=SURROGATE_PCA_VARIANCE)
-
-    def to_dict(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "nz": self.nz, "n_test": self.n_test, "fit": self.fit.to_dict()}
-
-
 @dataclass(frozen=True)
 class TrainSettings:
     """The ``train`` section (paths relative to the run directory; None: default)."""
@@ -138,6 +127,7 @@ class TrainSettings:
     ee2_surrogate: SurrogateSettings | None = None
     target: str = "boost"
     params: tuple | None = None
+    hmcode_tail: TailSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +226,7 @@ def _at_least(sec: Section, key: str, value: int, minimum: int, what: str) -> No
         raise sec.error(key, f"needs at least {minimum} {what}, got {value}")
 
 
-def _parse_surrogate(sec: Section) -> SurrogateSettings:
+def parse_surrogate(sec: Section) -> SurrogateSettings:
     fit = _fit(sec, default_variance=SURROGATE_PCA_VARIANCE)
     out = SurrogateSettings(n=sec.take("n", positive_int, default=3000), seed=fit.seed,
                             nz=sec.take("nz", positive_int, default=31),
@@ -249,8 +239,28 @@ def _parse_surrogate(sec: Section) -> SurrogateSettings:
     return out
 
 
+def parse_tail(sec: Section) -> TailSettings | None:
+    value = sec.data.get("hmcode_tail")
+    if value in (None, False, True):
+        sec.take("hmcode_tail", default=None)
+        return TailSettings() if value is True else None
+    sub = sec.sub("hmcode_tail")
+    fit = _fit(sub, default_variance=SURROGATE_PCA_VARIANCE)
+    out = TailSettings(n=sub.take("n", positive_int, default=250), n_test=sub.take("n_test", integer, default=50),
+                       seed=fit.seed, nz=sub.take("nz", positive_int, default=16),
+                       nk=sub.take("nk", positive_int, default=30), fit=fit)
+    _at_least(sub, "n", out.n, 20, "cosmologies")
+    _at_least(sub, "nz", out.nz, 4, "redshifts")
+    _at_least(sub, "nk", out.nk, 4, "wavenumbers")
+    if out.n_test < 0:
+        raise sub.error("n_test", f"must be >= 0, got {out.n_test}")
+    sub.finish()
+    return out
+
+
 def parse_train(sec: Section, info: dict) -> TrainSettings:
     fit = _fit(sec)
+    tail = parse_tail(sec)
     surrogate_value = sec.data.get("ee2_surrogate", True)
     if surrogate_value is True:
         sec.take("ee2_surrogate", default=None)
@@ -259,7 +269,7 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
         sec.take("ee2_surrogate", default=None)
         surrogate = None
     else:
-        surrogate = _parse_surrogate(sec.sub("ee2_surrogate"))
+        surrogate = parse_surrogate(sec.sub("ee2_surrogate"))
     linear = None
     value = sec.data.get("linear")
     if value is True:  # "linear: true": the defaults
@@ -287,9 +297,11 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
             raise sec.error("params", "restricts the inputs of a response emulator only (target: response)")
         settings = replace(settings, params=tuple(params))
     if settings.hybrid:
-        settings = replace(settings, ee2_surrogate=surrogate)
+        settings = replace(settings, ee2_surrogate=surrogate, hmcode_tail=tail)
     elif isinstance(surrogate_value, dict):
         raise sec.error("ee2_surrogate", "is only used with hybrid: true")
+    elif tail is not None:
+        raise sec.error("hmcode_tail", "is only used with hybrid: true")
     sec.finish()
     return settings
 
@@ -325,6 +337,10 @@ def plan_train(s: TrainSettings, ctx) -> str:
             su = s.ee2_surrogate
             lines.append(f"run EuclidEmulator2 at {su.n} + {su.n_test} LCDM cosmologies (~{0.01 * (su.n + su.n_test):.0f}"
                          f" core-seconds) and fit its surrogate for sampling")
+        if s.hmcode_tail is not None:
+            tl = s.hmcode_tail
+            lines.append(f"run CAMB with HMcode-2020 at {tl.n} + {tl.n_test} cosmologies and their LCDM projections "
+                         f"(~{4 * (tl.n + tl.n_test):.0f} core-seconds) and fit the response above the COLA k_max")
         lines.append(f"write the hybrid EE2 x COLA emulator {_hybrid_path(out)}")
     return "\n".join(lines)
 
@@ -385,36 +401,10 @@ def run_train(s: TrainSettings, ctx) -> None:
                      f"{100 * v['max_k_le_1_p95']:.3f} %" if "max_k_le_1_p95" in v else "n/a")
     if s.hybrid:
         path = _hybrid_path(out)
-        surrogate = _ee2_surrogate(s.ee2_surrogate, emu, path, ctx) if s.ee2_surrogate is not None else None
-        save(make_hybrid(emu, surrogate), path)
+        surrogate = ee2_surrogate(s.ee2_surrogate, emu, path, ctx) if s.ee2_surrogate is not None else None
+        tail = hmcode_tail(s.hmcode_tail, emu, path, ctx) if s.hmcode_tail is not None else None
+        save(make_hybrid(emu, surrogate, tail), path)
         ctx.log.info("train: wrote %s", path)
-
-
-def _ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
-    """The EE2 surrogate for ``emu``'s LCDM slice: reused from an existing hybrid file
-    made with the same settings, else trained (minutes)."""
-    space = lcdm_space(emu.space)
-    z_max = max(emu.z_range[1], emu.linear.z_range[1] if emu.linear is not None else 0.0)
-    z = np.linspace(0.0, z_max, su.nz)
-    if ctx.resume and hybrid_path.is_file():
-        try:
-            old = load(hybrid_path).ee2_lcdm
-        except (OSError, ValueError):
-            old = None
-        if (old is not None and old.info.get("surrogate_settings") == su.to_dict() and old.space == space
-                and old.model.z.shape == z.shape and np.allclose(old.model.z, z)):
-            ctx.log.info("train: reusing the EE2 surrogate of %s (same settings)", hybrid_path)
-            return old
-    ctx.log.info("train: fitting the EE2 surrogate on the LCDM slice (%d cosmologies, %d z up to %g)",
-                 su.n, su.nz, z_max)
-    client = ctx.client() if su.n >= 1000 else None
-    sur = train_ee2_lcdm(space, n=su.n, z=z, seed=su.seed, settings=su.fit, n_test=su.n_test, client=client)
-    sur.info["surrogate_settings"] = su.to_dict()
-    v = sur.info["validation"]
-    if v:
-        ctx.log.info("train: EE2 surrogate in %.0f s; held-out max |dB/B| p95 %.3f %% (k <= 1), %.3f %% (k > 1)",
-                     sur.info["training_seconds"], 100 * v["k_le_1"]["p95"], 100 * v["k_1_to_10"]["p95"])
-    return sur
 
 
 def _train_linear(s: TrainSettings, ds, space, ctx, client):
