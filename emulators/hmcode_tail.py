@@ -11,8 +11,8 @@ xi+- with the non-Gaussian covariance; docs/lsst_y1_w0wa_bias.md):
 R above k_c                    median / p95 Delta chi^2,    largest shift at 5
                                l_max = 3000                 fiducials (sigma)
 =============================  ===========================  =========================
-held at its k_c value          2.23 / 34.8                  1.35 (w0 = -0.8)
-HMcode-2020's shape (this)     0.068 / 0.41                 0.08
+held at its k_c value          2.18 / 34.8                  1.35 (w0 = -0.8)
+HMcode-2020's shape (this)     0.020 / 0.36                 0.09
 =============================  ===========================  =========================
 
 so the hybrid continues R above k_c with HMcode's shape,

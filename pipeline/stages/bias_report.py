@@ -17,8 +17,8 @@ from cosmopipe.sims.io import atomic_hdf5
 __all__ = ["write", "plot_methods", "plot_shifts", "goals"]
 
 LABELS = {"emulator": "COLA hybrid", "ee2_lcdm": r"EE2 $\Lambda$CDM boost", "hmcode": "HMcode-2020",
-          "hmcode_hybrid": "HMcode hybrid", "ee2_response": "perfect COLA response (floor)",
-          "ee2_response_hmcode": "perfect COLA response + HMcode's above k_max"}
+          "hmcode_hybrid": "HMcode hybrid", "ee2_response": "perfect COLA, R held above k_max",
+          "ee2_response_hmcode": "perfect COLA, HMcode's R above k_max"}
 # arXiv:2404.12344's criteria, as issue 17 states them.
 GOAL_CUTS = (1500.0, 750.0, 375.0)
 
@@ -113,9 +113,9 @@ def plot_methods(cuts, dchi2: Mapping[str, np.ndarray], path: Path, title: str =
 
     models = list(dchi2)
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig, ax = plt.subplots(figsize=(7.0, 4.2 + 0.2 * len(models)))
     allv = np.concatenate([t.ravel() for t in dchi2.values()])
-    floor = max(np.min(allv[allv > 0]) if np.any(allv > 0) else 1e-6, 1e-6)
+    floor = max(np.min(allv[allv > 0]) if np.any(allv > 0) else 1e-8, 1e-8)
     for i, m in enumerate(models):
         pos = np.arange(len(cuts)) - 0.4 + width * (i + 0.5)
         data = [np.maximum(row, floor) for row in dchi2[m]]
@@ -130,7 +130,8 @@ def plot_methods(cuts, dchi2: Mapping[str, np.ndarray], path: Path, title: str =
     ax.set_xticks(np.arange(len(cuts)), [("none" if c.lmax is None else f"{c.lmax:g}") for c in cuts])
     ax.set_xlabel(r"scale cut $\ell_\mathrm{max}$")
     ax.set_ylabel(r"$\Delta\chi^2$ against EuclidEmulator2")
-    ax.legend(fontsize=8, loc="upper right")
+    # below the axes: with several models any corner inside covers some boxes
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -150,22 +151,25 @@ def plot_shifts(shifts: dict, shift_cut, path: Path) -> Path:
 
     cut_name = "none" if shift_cut is None else f"lmax{shift_cut:g}"
     fids = list(shifts)
-    fig, axes = plt.subplots(1, len(fids), figsize=(3.0 * len(fids) + 1, 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(fids), figsize=(3.0 * len(fids) + 1, 4.2), sharey=True, squeeze=False)
     for ax, fid in zip(axes[0], fids):
+        n_models = len(shifts[fid])
         for i, (m, rows) in enumerate(shifts[fid].items()):
             row = next((s for s in rows if s.cut == cut_name), rows[0])
             names = _shown([row])
             idx = [row.names.index(n) for n in names]
-            ax.plot(row.in_sigma[idx], np.arange(len(idx)) + 0.12 * (i - 1.5), "o", ms=4, color=f"C{i}",
+            ax.plot(row.in_sigma[idx], np.arange(len(idx)) + 0.12 * (i - (n_models - 1) / 2), "o", ms=4, color=f"C{i}",
                     label=LABELS.get(m, m))
         ax.axvspan(-0.3, 0.3, color="0.9", zorder=0)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_yticks(np.arange(len(names)), names)
         ax.set_title(fid, fontsize=9)
         ax.set_xlabel(r"shift / $\sigma$")
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle(f"Posterior shifts against EE2 (Fisher, {cut_name})", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    # below the panels, where it covers no marker
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(labels), 6), frameon=False)
     fig.savefig(path, dpi=140)
     plt.close(fig)
     return path
