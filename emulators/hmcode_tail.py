@@ -37,6 +37,7 @@ from cosmopipe.sims.design import ParameterBox, latin_hypercube
 from cosmopipe.sims.linear import camb_params
 
 from .boost import BoostEmulator
+from .ee2_lcdm import _k_map
 from .params import ParameterSpace
 from .training import FitSettings, fit_pca_network
 
@@ -130,8 +131,12 @@ def hmcode_tail_log(tail: BoostEmulator, theta: np.ndarray, names: Sequence[str]
     below k_c, held at its TAIL_KMAX value above it [k in h/Mpc]."""
     cols = [list(names).index(n) for n in tail.space.names]
     k = np.asarray(k, dtype=float)
-    k_lo, k_hi = tail.k_range
-    k_eval, take = np.unique(np.clip(k, k_lo, k_hi), return_inverse=True)
-    out = tail.model.evaluate(theta[:, cols], np.asarray(z, dtype=float), k_eval)[:, :, take]
-    out[:, :, k <= k_lo] = 0.0
+    k_lo = tail.k_range[0]
+    above = k > k_lo
+    # only the k above k_c are evaluated; their clipped grid is cached (sampling repeats it)
+    k_eval, take, _ = _k_map(k[above], *tail.k_range)
+    out = np.zeros((theta.shape[0], np.size(z), k.size))
+    if k_eval.size:
+        t = tail.model.evaluate(theta[:, cols], np.asarray(z, dtype=float), k_eval)
+        out[:, :, above] = t if take is None else t[:, :, take]
     return out
