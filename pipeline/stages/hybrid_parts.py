@@ -53,21 +53,31 @@ class TailSettings:
                 "fit": self.fit.to_dict()}
 
 
+def _reusable(hybrid_path: Path, part: str, ctx, settings_key: str, settings: dict, space, z: np.ndarray):
+    """``part`` of the existing hybrid file when ``--resume`` and it was made with the same
+    settings over the same space and redshifts; else None."""
+    if not (ctx.resume and hybrid_path.is_file()):
+        return None
+    try:
+        old = getattr(load(hybrid_path), part)
+    except (OSError, ValueError):
+        return None
+    if (old is None or old.info.get(settings_key) != settings or old.space != space
+            or old.model.z.shape != z.shape or not np.allclose(old.model.z, z)):
+        return None
+    return old
+
+
 def ee2_surrogate(su: SurrogateSettings, emu, hybrid_path: Path, ctx):
     """The EE2 surrogate for ``emu``'s LCDM slice: reused from an existing hybrid file
     made with the same settings, else trained (minutes)."""
     space = lcdm_space(emu.space)
     z_max = max(emu.z_range[1], emu.linear.z_range[1] if emu.linear is not None else 0.0)
     z = np.linspace(0.0, z_max, su.nz)
-    if ctx.resume and hybrid_path.is_file():
-        try:
-            old = load(hybrid_path).ee2_lcdm
-        except (OSError, ValueError):
-            old = None
-        if (old is not None and old.info.get("surrogate_settings") == su.to_dict() and old.space == space
-                and old.model.z.shape == z.shape and np.allclose(old.model.z, z)):
-            ctx.log.info("train: reusing the EE2 surrogate of %s (same settings)", hybrid_path)
-            return old
+    old = _reusable(hybrid_path, "ee2_lcdm", ctx, "surrogate_settings", su.to_dict(), space, z)
+    if old is not None:
+        ctx.log.info("train: reusing the EE2 surrogate of %s (same settings)", hybrid_path)
+        return old
     ctx.log.info("train: fitting the EE2 surrogate on the LCDM slice (%d cosmologies, %d z up to %g)",
                  su.n, su.nz, z_max)
     client = ctx.client() if su.n >= 1000 else None
@@ -85,15 +95,10 @@ def hmcode_tail(tl: TailSettings, emu, hybrid_path: Path, ctx):
     made with the same settings over the same box, else two CAMB runs per cosmology."""
     k_c = float(emu.k_range[1])
     z = np.linspace(0.0, float(emu.z_range[1]), tl.nz)
-    if ctx.resume and hybrid_path.is_file():
-        try:
-            old = load(hybrid_path).hmcode_tail
-        except (OSError, ValueError):
-            old = None
-        if (old is not None and old.info.get("tail_settings") == tl.to_dict() and old.space == emu.space
-                and old.info.get("k_c") == k_c and np.allclose(old.model.z, z)):
-            ctx.log.info("train: reusing the HMcode tail of %s (same settings)", hybrid_path)
-            return old
+    old = _reusable(hybrid_path, "hmcode_tail", ctx, "tail_settings", tl.to_dict(), emu.space, z)
+    if old is not None and old.info.get("k_c") == k_c:
+        ctx.log.info("train: reusing the HMcode tail of %s (same settings)", hybrid_path)
+        return old
     ctx.log.info("train: HMcode-2020 response above k = %.3g h/Mpc: CAMB at %d + %d cosmology pairs", k_c,
                  tl.n, tl.n_test)
     tail = train_hmcode_tail(emu.space, k_c, n=tl.n, z=z, seed=tl.seed, settings=tl.fit, n_test=tl.n_test,
