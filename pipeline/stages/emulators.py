@@ -226,17 +226,22 @@ def _at_least(sec: Section, key: str, value: int, minimum: int, what: str) -> No
         raise sec.error(key, f"needs at least {minimum} {what}, got {value}")
 
 
-def parse_surrogate(sec: Section) -> SurrogateSettings:
+def parse_hybrid_part(sec: Section, cls):
+    """A SurrogateSettings or TailSettings section: cosmologies n, redshifts nz, held-out
+    n_test (and wavenumbers nk for the tail), the fit; defaults from ``cls``."""
     fit = _fit(sec, default_variance=SURROGATE_PCA_VARIANCE)
-    out = SurrogateSettings(n=sec.take("n", positive_int, default=3000), seed=fit.seed,
-                            nz=sec.take("nz", positive_int, default=31),
-                            n_test=sec.take("n_test", integer, default=300), fit=fit)
-    _at_least(sec, "n", out.n, 20, "cosmologies")
-    _at_least(sec, "nz", out.nz, 4, "redshifts")
-    if out.n_test < 0:
-        raise sec.error("n_test", f"must be >= 0, got {out.n_test}")
+    default = cls()
+    values = {"n": sec.take("n", positive_int, default=default.n), "nz": sec.take("nz", positive_int, default=default.nz),
+              "n_test": sec.take("n_test", integer, default=default.n_test)}
+    if hasattr(default, "nk"):
+        values["nk"] = sec.take("nk", positive_int, default=default.nk)
+        _at_least(sec, "nk", values["nk"], 4, "wavenumbers")
+    _at_least(sec, "n", values["n"], 20, "cosmologies")
+    _at_least(sec, "nz", values["nz"], 4, "redshifts")
+    if values["n_test"] < 0:
+        raise sec.error("n_test", f"must be >= 0, got {values['n_test']}")
     sec.finish()
-    return out
+    return cls(seed=fit.seed, fit=fit, **values)
 
 
 def parse_tail(sec: Section) -> TailSettings | None:
@@ -244,18 +249,7 @@ def parse_tail(sec: Section) -> TailSettings | None:
     if value in (None, False, True):
         sec.take("hmcode_tail", default=None)
         return TailSettings() if value is True else None
-    sub = sec.sub("hmcode_tail")
-    fit = _fit(sub, default_variance=SURROGATE_PCA_VARIANCE)
-    out = TailSettings(n=sub.take("n", positive_int, default=250), n_test=sub.take("n_test", integer, default=50),
-                       seed=fit.seed, nz=sub.take("nz", positive_int, default=16),
-                       nk=sub.take("nk", positive_int, default=30), fit=fit)
-    _at_least(sub, "n", out.n, 20, "cosmologies")
-    _at_least(sub, "nz", out.nz, 4, "redshifts")
-    _at_least(sub, "nk", out.nk, 4, "wavenumbers")
-    if out.n_test < 0:
-        raise sub.error("n_test", f"must be >= 0, got {out.n_test}")
-    sub.finish()
-    return out
+    return parse_hybrid_part(sec.sub("hmcode_tail"), TailSettings)
 
 
 def parse_train(sec: Section, info: dict) -> TrainSettings:
@@ -269,7 +263,7 @@ def parse_train(sec: Section, info: dict) -> TrainSettings:
         sec.take("ee2_surrogate", default=None)
         surrogate = None
     else:
-        surrogate = parse_surrogate(sec.sub("ee2_surrogate"))
+        surrogate = parse_hybrid_part(sec.sub("ee2_surrogate"), SurrogateSettings)
     linear = None
     value = sec.data.get("linear")
     if value is True:  # "linear: true": the defaults
