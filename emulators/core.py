@@ -306,6 +306,9 @@ def summary(emu) -> str:
         lines.append("  fixed     " + ", ".join(f"{n}={v:.6g}" for n, v in emu.space.fixed.items()))
     (k_lo, k_hi), (z_lo, z_hi) = emu.k_range, emu.z_range
     lines.append(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
+    tail = getattr(emu, "hmcode_tail", None)
+    if tail is not None:
+        lines.append(f"  above     R continued with HMcode-2020's shape to {tail.k_range[1]:.4g} h/Mpc (cosmic shear)")
     lines.append(f"  accuracy  {_accuracy_text(emu)}")
     source = getattr(emu, "_source", None)
     lines.append(f"  file      {source if source else '(not saved)'}")

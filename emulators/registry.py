@@ -174,7 +174,7 @@ def model_file(name: str | os.PathLike, root: str | os.PathLike | None = None) -
 def model_info(root: str | os.PathLike | None = None) -> list[dict]:
     """One dict per shipped model: name, kind, box, k and z range, accuracy (from the manifests)."""
     return [{"name": name, **{key: value for key, value in _manifest(models_root(root) / name).items()
-                              if key in ("kind", "mode", "box", "k_range", "z_range", "accuracy", "provides", "lmax")}}
+                              if key in ("kind", "mode", "box", "k_range", "z_range", "accuracy", "provides", "lmax", "tail_k_max")}}
             for name in shipped(root)]
 
 
@@ -262,7 +262,13 @@ def write_model(emulator_path: str | os.PathLike, out_dir: str | os.PathLike, na
     return write_manifest(out_dir, name, f"{emulator.kind}.h5", emulator.kind, entries,
                           mode=getattr(emulator, "mode", None), box=emulator.space.box, fixed=emulator.space.fixed,
                           k_range=list(emulator.k_range), z_range=list(emulator.z_range), accuracy=accuracy,
-                          speed=speed)
+                          speed=speed, **_tail_field(emulator))
+
+
+def _tail_field(emulator) -> dict:
+    """{'tail_k_max': k [h/Mpc]} where a hybrid continues R above its k range with HMcode's shape."""
+    tail = getattr(emulator, "hmcode_tail", None)
+    return {} if tail is None else {"tail_k_max": float(tail.k_range[1])}
 
 
 def write_manifest(out_dir: Path, name: str, main_file: str, kind: str, entries: dict, **fields) -> Path:

@@ -288,6 +288,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             (k_lo, k_hi), (z_lo, z_hi) = m.get("k_range", (0, 0)), m.get("z_range", (0, 0))
             print(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
+        if "tail_k_max" in m:
+            print(f"  above     R continued with HMcode-2020's shape to {m['tail_k_max']:.4g} h/Mpc (cosmic shear)")
         print(f"  accuracy  {m.get('accuracy', 'not recorded')}")
     return 0
 

@@ -87,6 +87,7 @@ def test_tail_travels_in_the_hybrid_file_and_continues_R(hybrid_with_tail, tmp_p
     path = hybrid_with_tail.save(tmp_path / "hybrid.h5")
     emu = emulators.load(path)
     assert emu.hmcode_tail is not None and emu.hmcode_tail.info["k_c"] == K_C
+    assert "HMcode-2020's shape to 10 h/Mpc" in repr(emu)    # the short print says R goes on above k_max
     params = {"Omega_m": 0.31, "w0": -0.8, "wa": 0.3}
     k = np.array([0.5, K_C, 2.0, 5.0, 10.0, 30.0])
     z = np.array([0.0, 1.0])
