@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 __all__ = ["SimConfig", "ASSIGNMENTS", "STEP_SPACINGS", "MemoryLimitError", "available_memory_bytes", "check_memory"]
 
 ASSIGNMENTS = ("ngp", "cic", "tsc", "pcs")
+NOISE_KINDS = ("lattice", "nested")   # sims.ic.white_noise
 STEP_SPACINGS = ("linear", "log")
 
 
@@ -69,6 +70,8 @@ class SimConfig:
     cola_nlpt      Tassev et al. (2013) time-stepping exponent n_LPT; None gives the
                    standard (unmodified) kick and drift integrals
     seed           random seed of the initial Gaussian field
+    noise          how the seed draws it: 'lattice' (default) or 'nested', whose large-scale
+                   modes are the same at every particle count (resolution studies; sims.ic)
     paired         also run the phase-flipped partner and average the spectra
     fixed_amplitude  set |delta_k| to sqrt(P(k)) exactly (Angulo & Pontzen 2016)
     pk_mesh        mesh per side for measuring P(k) (default: the force mesh)
@@ -96,6 +99,7 @@ class SimConfig:
     lpt_order: int = 2
     cola_nlpt: float | None = -2.5
     seed: int = 1
+    noise: str = "lattice"
     paired: bool = False
     fixed_amplitude: bool = False
     pk_mesh: int | None = None
@@ -136,6 +140,7 @@ class SimConfig:
         s(self, "step_spacing", _choice("step_spacing", self.step_spacing, STEP_SPACINGS))
         s(self, "assignment", _choice("assignment", self.assignment, ASSIGNMENTS))
         s(self, "gradient", _choice("gradient", self.gradient, ("exact", "fd2", "fd4")))
+        s(self, "noise", _choice("noise", self.noise, NOISE_KINDS))
         s(self, "lpt_order", _int("lpt_order", self.lpt_order, 1, 2))
         if self.cola_nlpt is not None:
             s(self, "cola_nlpt", _float("cola_nlpt", self.cola_nlpt, -10.0, 10.0))

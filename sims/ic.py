@@ -1,9 +1,11 @@
 """Gaussian initial conditions and Lagrangian perturbation theory displacements.
 
 The linear density is drawn on the particle lattice (n^3 points, spacing
-box/n) from real-space white noise, so a seed gives the same field on any
-machine and thread count and the large-scale modes do not change when the
-resolution changes.  Conventions (Scoccimarro 1998)::
+box/n) from white noise that a seed fixes on any machine and thread count.
+'lattice' noise (the default, and the campaigns') is drawn point by point, so
+another n gives another realisation; 'nested' noise is drawn in Fourier space
+shell by shell, so grids of any n share every mode below the smaller one's
+Nyquist frequency, which a resolution study needs.  Conventions (Scoccimarro 1998)::
 
     x = q + D1 psi1 + D2 psi2,   psi1 = -grad phi1,  nabla^2 phi1 = delta_L(q, z=0)
     psi2 = grad phi2,  nabla^2 phi2 = sum_{i>j} [phi1,ii phi1,jj - (phi1,ij)^2],  D2 ~ -3/7 D1^2
@@ -17,12 +19,66 @@ from typing import Callable
 import numpy as np
 import scipy.fft as sfft
 
+from .config import NOISE_KINDS
+
 __all__ = ["white_noise", "linear_density_k", "lpt_displacements", "lattice"]
 
 
-def white_noise(n: int, seed: int) -> np.ndarray:
-    """Unit-variance Gaussian white noise on an n^3 grid (float64), PCG64(seed)."""
-    return np.random.default_rng(seed).standard_normal((n, n, n))
+def white_noise(n: int, seed: int, kind: str = "lattice") -> np.ndarray:
+    """Unit-variance Gaussian white noise on an n^3 grid (float64).
+
+    'lattice': PCG64(seed) in lattice order.  'nested': the Fourier modes of
+    each cube shell max(|i|, |j|, |l|) = s (integer wavevector) come from their
+    own stream PCG64([seed, s]) in a fixed order, so every shell below n/2 is
+    the same on any grid that holds it (:func:`_nested_modes`)."""
+    if kind == "lattice":
+        return np.random.default_rng(seed).standard_normal((n, n, n))
+    if kind == "nested":
+        return sfft.irfftn(_nested_modes(n, seed), s=(n, n, n))
+    raise ValueError(f"white noise: kind must be one of {', '.join(NOISE_KINDS)}, got {kind!r}")
+
+
+def _nested_modes(n: int, seed: int) -> np.ndarray:
+    """The r2c modes W_k of unit white noise (<|W_k|^2> = n^3), drawn shell by shell.
+
+    Within shell s the modes are ordered by their integer wavevector (i, j, l),
+    l >= 0, so the draws do not depend on n for s < n/2.  The l = 0 and l = n/2
+    planes are then made Hermitian, W(-i, -j) = W(i, j)*, keeping the mode with
+    i > 0 (or i = 0, j > 0): a rule that does not depend on n either.  (Odd n has
+    no Nyquist plane.)"""
+    f = np.rint(np.fft.fftfreq(n, d=1.0 / n)).astype(np.int64)
+    i, j, l = np.meshgrid(f, f, np.arange(n // 2 + 1), indexing="ij", sparse=True)
+    shell = np.maximum(np.maximum(np.abs(i), np.abs(j)), l)
+    shape = shell.shape
+    order = np.lexsort(tuple(np.broadcast_to(a, shape).ravel() for a in (l, j, i, shell)))
+    sizes = np.bincount(shell.ravel())
+    draws = np.empty(order.size, dtype=np.complex128)
+    start = 0
+    for s, size in enumerate(sizes):
+        z = np.random.default_rng([seed, s]).standard_normal(2 * size)
+        draws[start:start + size] = z[:size] + 1j * z[size:]
+        start += size
+    modes = np.empty(order.size, dtype=np.complex128)
+    modes[order] = draws * np.sqrt(0.5 * n**3)
+    modes = modes.reshape(shape)
+    for plane in {0, n // 2} if n % 2 == 0 else {0}:
+        modes[:, :, plane] = _hermitian(modes[:, :, plane])
+    return modes
+
+
+def _hermitian(plane: np.ndarray) -> np.ndarray:
+    """A (n, n) plane of modes with W(-a, -b) = W(a, b)* (indices mod n): each pair
+    keeps the value at the smaller (a, b); self-conjugate modes keep sqrt(2) Re W,
+    which leaves <|W|^2> unchanged."""
+    n = plane.shape[0]
+    a = np.arange(n)[:, None]
+    b = np.arange(n)[None, :]
+    pa, pb = (-a) % n, (-b) % n
+    keep = (a < pa) | ((a == pa) & (b < pb))
+    out = np.where(keep, plane, np.conj(plane[pa, pb]))
+    self_conj = (a == pa) & (b == pb)
+    out[self_conj] = np.sqrt(2.0) * plane[self_conj].real
+    return out
 
 
 def _kgrid(n: int, box: float):

@@ -80,7 +80,7 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
     # Lattice sites midway between force-mesh nodes: CIC is then linear in small
     # displacements (on a node its weights have a kink, which biases early forces).
     q = lattice(n_p, box) + 0.5 * box / config.mesh
-    noise = white_noise(n_p, config.seed)
+    noise = white_noise(n_p, config.seed, config.noise)
 
     runs = [False, True] if config.paired else [False]
     pk_runs = np.zeros((len(runs), len(a_out), len(edges) - 1))

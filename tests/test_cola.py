@@ -97,6 +97,24 @@ def test_same_seed_same_spectra():
     assert not np.array_equal(a.pk, c.pk)
 
 
+def test_nested_noise_gives_one_realisation_at_two_resolutions():
+    """A resolution study compares like with like: with 'nested' noise 16^3 and 32^3 particles
+    share their largest modes, so P_32/P_16 at low k is the resolution effect alone, the same
+    for two seeds; with 'lattice' noise it is mostly cosmic variance (~10 modes per bin).
+    Measured: nested seeds 3, 4: [0.984 0.944 0.889], [0.979 0.913 0.870]; lattice [2.00 1.49
+    1.00], [1.61 1.06 1.12]."""
+    config = SimConfig(box=256.0, particles=16, mesh=32, steps=5, z_out=(0.0,), nk=8, k_max=0.2)
+    def low_k_ratio(noise, seed):
+        lo, hi = (run_simulation(Cosmology(), config.replace(particles=n, mesh=2 * n, noise=noise, seed=seed),
+                                 progress=False) for n in (16, 32))
+        return hi.pk[0, :3] / lo.pk[0, :3]
+    nested = [low_k_ratio("nested", seed) for seed in (3, 4)]
+    lattice = [low_k_ratio("lattice", seed) for seed in (3, 4)]
+    assert np.abs(nested[0] - nested[1]).max() < 0.05
+    assert abs(nested[0][0] - 1.0) < 0.03 and abs(nested[1][0] - 1.0) < 0.03   # fundamental mode: linear
+    assert np.abs(lattice[0] - lattice[1]).max() > 0.2
+
+
 EE2_CONFIG = SimConfig(box=256.0, particles=128, mesh=256, steps=25, z_out=(1.0, 0.0), paired=True,
                        fixed_amplitude=True, seed=1, k_max=1.2, nk=24)
 

@@ -144,7 +144,7 @@ def test_z_out_scalar_and_list():
 
 @pytest.mark.parametrize("name, value", [
     ("assignment", "cloud"), ("assignment", 2), ("pk_assignment", "xyz"),
-    ("step_spacing", "cubic"), ("gradient", "fd8"),
+    ("step_spacing", "cubic"), ("gradient", "fd8"), ("noise", "fourier"),
 ])
 def test_bad_choice(name, value):
     with pytest.raises(ValueError, match=name):

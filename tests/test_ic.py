@@ -63,6 +63,37 @@ def test_white_noise_reproducible():
     assert abs(a.var() - 1.0) < 0.11
 
 
+@pytest.mark.parametrize("n", [16, 15])
+def test_nested_noise_is_unit_white_noise(n):
+    a = white_noise(n, 42, "nested")
+    np.testing.assert_array_equal(a, white_noise(n, 42, "nested"))
+    assert not np.allclose(a, white_noise(n, 43, "nested"))
+    assert a.shape == (n, n, n) and a.dtype == np.float64
+    # Real by construction: its own modes come back (Hermitian planes), and they are white:
+    # <|W_k|^2> = n^3 in every shell (~n^2 modes each: 6 sigma of an exponential variate).
+    w = sfft.rfftn(a)
+    f = np.abs(np.rint(np.fft.fftfreq(n, 1.0 / n)))
+    shell = np.maximum(np.maximum(f[:, None, None], f[None, :, None]), np.arange(n // 2 + 1)[None, None, :])
+    for s in range(2, (n - 1) // 2):
+        p = np.abs(w[shell == s]) ** 2 / n**3
+        assert abs(p.mean() - 1.0) < 6.0 / np.sqrt(p.size), s
+    assert abs(a.var() - 1.0) < 5 * np.sqrt(2.0 / a.size)
+
+
+def test_nested_noise_shares_large_scales_across_resolutions():
+    """What a resolution study needs: 32^3 and 48^3 grids draw the same modes below 32^3's
+    Nyquist shell (to round-off), where lattice noise gives unrelated fields."""
+    def low_modes(kind, n, m=16):
+        w = sfft.rfftn(white_noise(n, 5, kind)) / np.sqrt(n**3)
+        idx = [int(v) % n for v in range(-m + 1, m)]
+        return w[np.ix_(idx, idx, range(m))]
+    np.testing.assert_allclose(low_modes("nested", 48), low_modes("nested", 32), rtol=0, atol=1e-12)
+    lat = np.abs(low_modes("lattice", 48) - low_modes("lattice", 32))
+    assert np.median(lat) > 0.5                  # independent unit modes differ by ~1.25 in median
+    with pytest.raises(ValueError, match="kind must be one of lattice, nested"):
+        white_noise(8, 1, "fourier")
+
+
 @pytest.mark.parametrize("n, box", [(16, 100.0), (15, 80.0), (24, 300.0)])
 def test_fixed_amplitude_modulus(n, box):
     noise = white_noise(n, 7)
