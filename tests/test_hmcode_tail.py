@@ -105,3 +105,12 @@ def test_tail_travels_in_the_hybrid_file_and_continues_R(hybrid_with_tail, tmp_p
     kk = np.geomspace(0.1, 8.0, 30)
     diff = src._hybrid_log_pk(cosmo, kk, z) - const._hybrid_log_pk(cosmo, kk, z)
     np.testing.assert_allclose(diff, emu.log_tail(kk, z, params), rtol=0, atol=1e-12)
+
+
+def test_the_shipped_hybrid_carries_the_tail():
+    """The shipped w0wa_cola128 continues R above its k_max, and says so in its listing."""
+    from cosmopipe.emulators.registry import model_info
+    info = {m["name"]: m for m in model_info()}
+    assert info["w0wa_cola128"]["tail_k_max"] == 10.0
+    emu = emulators.load("w0wa_cola128")
+    assert emu.hmcode_tail is not None and emu.hmcode_tail.info["k_c"] == emu.k_range[1]
