@@ -308,11 +308,16 @@ def summary(emu) -> str:
     lines.append(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
     tail = getattr(emu, "hmcode_tail", None)
     if tail is not None:
-        lines.append(f"  above     R continued with HMcode-2020's shape to {tail.k_range[1]:.4g} h/Mpc (cosmic shear)")
+        lines.append(tail_line(tail.k_range[1]))
     lines.append(f"  accuracy  {_accuracy_text(emu)}")
     source = getattr(emu, "_source", None)
     lines.append(f"  file      {source if source else '(not saved)'}")
     return "\n".join(lines)
+
+
+def tail_line(k_max: float) -> str:
+    """The line a hybrid's listings give its HMcode continuation of R, up to ``k_max`` [h/Mpc]."""
+    return f"  above     R continued with HMcode-2020's shape to {k_max:.4g} h/Mpc (cosmic shear)"
 
 
 def _accuracy_text(emu) -> str:

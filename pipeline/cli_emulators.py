@@ -24,6 +24,7 @@ import numpy as np
 
 from cosmopipe import emulators
 from cosmopipe.emulators.ee2 import ee2_boost
+from cosmopipe.emulators.core import tail_line
 from cosmopipe.emulators.plots import plot_prediction
 from cosmopipe.emulators.registry import model_info, models_root, predict
 from cosmopipe.emulators.validate import validate
@@ -289,7 +290,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             (k_lo, k_hi), (z_lo, z_hi) = m.get("k_range", (0, 0)), m.get("z_range", (0, 0))
             print(f"  k         {k_lo:.4g} - {k_hi:.4g} h/Mpc;  z {z_lo:.4g} - {z_hi:.4g}")
         if "tail_k_max" in m:
-            print(f"  above     R continued with HMcode-2020's shape to {m['tail_k_max']:.4g} h/Mpc (cosmic shear)")
+            print(tail_line(m["tail_k_max"]))
         print(f"  accuracy  {m.get('accuracy', 'not recorded')}")
     return 0
 
