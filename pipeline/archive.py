@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cosmopipe.provenance import code_version, fingerprint_diff
+from cosmopipe.sims.config import as_current_record
 from cosmopipe.sims.cosmology import Cosmology
 from cosmopipe.sims.dataset import SimDataset, read_dataset, write_dataset
 from cosmopipe.sims.io import is_complete, read_result, write_result
@@ -82,7 +83,7 @@ def _same_point(a: dict[str, float], b: dict[str, float]) -> bool:
 def _archive_physics(path: Path, ds, settings) -> None:
     """Refuse an archive whose simulation settings differ from the workflow's."""
 
-    stored = json.loads(ds.attrs.get("sim_config", "{}") or "{}")
+    stored = as_current_record(json.loads(ds.attrs.get("sim_config", "{}") or "{}"))
     wanted = settings.fingerprint()["simulation"]
     diff = fingerprint_diff(stored, json.loads(json.dumps(wanted)))
     if diff:

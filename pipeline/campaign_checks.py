@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cosmopipe.provenance import fingerprint_diff
 from cosmopipe.schema import ConfigError
-from cosmopipe.sims.config import MemoryLimitError, check_memory
+from cosmopipe.sims.config import MemoryLimitError, as_current_record, check_memory
 
 from .campaign_points import task_memory_bytes
 from .cluster import machine_memory
@@ -43,7 +43,10 @@ def verify_run_dir(settings, run_dir: Path) -> bool:
     if not path.is_file():
         return False
     new = json.loads(json.dumps(settings.fingerprint()))
-    diff = fingerprint_diff(_read_campaign(path), new)
+    old = _read_campaign(path)
+    if isinstance(old.get("simulation"), dict):
+        old["simulation"] = as_current_record(old["simulation"])
+    diff = fingerprint_diff(old, new)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} differences)" if len(diff) > 6 else "")
         raise ConfigError(settings.source, "simulate",

@@ -12,11 +12,21 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["SimConfig", "ASSIGNMENTS", "STEP_SPACINGS", "MemoryLimitError", "available_memory_bytes", "check_memory"]
+__all__ = ["SimConfig", "ASSIGNMENTS", "as_current_record", "STEP_SPACINGS", "MemoryLimitError", "available_memory_bytes", "check_memory"]
 
 ASSIGNMENTS = ("ngp", "cic", "tsc", "pcs")
 NOISE_KINDS = ("lattice", "nested")   # sims.ic.white_noise
 STEP_SPACINGS = ("linear", "log")
+
+# Settings added after results were first stored, with the value every older record implies
+# (white noise was drawn on the lattice until 'noise' existed).
+ADDED_SETTINGS = {"noise": "lattice"}
+
+
+def as_current_record(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored simulation-settings record (campaign.json, an archive's sim_config) as it reads
+    today: settings added since it was written take the value that made it."""
+    return {**ADDED_SETTINGS, **stored}
 
 
 def _bad(name: str, msg: str, value: Any) -> ValueError:

@@ -93,6 +93,27 @@ def test_changed_physics_is_refused(tmp_path, client):
         run_workflow(changed, progress=False, client=client)
 
 
+def test_run_dir_older_than_a_setting_resumes(tmp_path, client, caplog):
+    # A run directory written before `simulation.noise` existed was made with lattice noise:
+    # it must resume under a workflow that leaves noise at its default, and be refused under 'nested'.
+    import json
+    wf = load_workflow(tiny_workflow(tmp_path, n_train=1, n_test=1))
+    run_workflow(wf, progress=False, client=client)
+    record = wf.run_dir / "campaign.json"
+    old = json.loads(record.read_text())
+    del old["simulation"]["noise"]
+    record.write_text(json.dumps(old))
+    caplog.set_level("INFO", logger="cosmopipe")
+    run_workflow(load_workflow(tiny_workflow(tmp_path, n_train=1, n_test=1)), progress=False, client=client)
+    assert "2 already complete, 0 to run" in caplog.text
+    nested = tiny_workflow(tmp_path, n_train=1, n_test=1)
+    wf_dict = yaml.safe_load(nested.read_text())
+    wf_dict["simulate"]["simulation"]["noise"] = "nested"
+    nested.write_text(yaml.safe_dump(wf_dict))
+    with pytest.raises(ConfigError, match=r'simulation\.noise: "lattice" -> "nested"'):
+        run_workflow(load_workflow(nested), progress=False, client=client)
+
+
 def test_failure_is_recorded_and_others_finish(tmp_path, client, monkeypatch):
     # A table design whose second point cannot be simulated (CAMB rejects h far out of its grid
     # only at run time would be slow to provoke, so break that one task's config instead).
