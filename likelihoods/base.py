@@ -27,7 +27,6 @@ Likelihoods are built from workflow YAML by factories named in
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from .theory.contract import LikelihoodError, TheoryResult

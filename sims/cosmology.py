@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 __all__ = ["Cosmology", "PARAMETER_RANGES", "EE2_REFERENCE", "T_CMB", "N_EFF"]

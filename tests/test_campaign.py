@@ -13,7 +13,7 @@ import yaml
 
 from cosmopipe.sims.dataset import read_dataset
 from cosmopipe.schema import ConfigError
-from cosmopipe.pipeline.simulate import campaign_status, design_points, simulate_task, sim_path
+from cosmopipe.pipeline.simulate import campaign_status, design_points, simulate_task
 from cosmopipe.pipeline.workflow import load_workflow, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,6 @@ def test_run_dir_older_than_a_setting_resumes(tmp_path, client, caplog):
 def test_failure_is_recorded_and_others_finish(tmp_path, client, monkeypatch):
     # A table design whose second point cannot be simulated (CAMB rejects h far out of its grid
     # only at run time would be slow to provoke, so break that one task's config instead).
-    import cosmopipe.pipeline.simulate as simulate
     wf = load_workflow(tiny_workflow(tmp_path, n_train=3, n_test=1))
     real_submit = type(client).submit
 

@@ -15,7 +15,7 @@ from cosmopipe import emulators
 from cosmopipe.emulators import io as emu_io
 from cosmopipe.emulators import registry
 from cosmopipe.emulators.boost import train_boost
-from cosmopipe.emulators.ee2 import EE2_BOX, ee2_boost
+from cosmopipe.emulators.ee2 import EE2_BOX
 from cosmopipe.emulators.hybrid import make_hybrid
 from cosmopipe.emulators.network import TrainConfig
 from cosmopipe.emulators.response import (TWIN_SUFFIX, ee2_twin_dataset, response_sensitivity, train_response,
