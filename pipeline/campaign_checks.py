@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from cosmopipe.provenance import fingerprint_diff
+from cosmopipe.provenance import describe_diff, fingerprint_diff
 from cosmopipe.schema import ConfigError
 from cosmopipe.sims.config import MemoryLimitError, as_current_record, check_memory
 
@@ -48,10 +48,9 @@ def verify_run_dir(settings, run_dir: Path) -> bool:
         old["simulation"] = as_current_record(old["simulation"])
     diff = fingerprint_diff(old, new)
     if diff:
-        shown = "; ".join(diff[:6]) + (f"; ... ({len(diff)} differences)" if len(diff) > 6 else "")
         raise ConfigError(settings.source, "simulate",
                           f"the run directory {run_dir} holds simulations made with other physics settings "
-                          f"({shown}). Use a new run_dir (or --run-dir) or remove the old one; results are "
+                          f"({describe_diff(diff)}). Use a new run_dir (or --run-dir) or remove the old one; results are "
                           f"never mixed.")
     return True
 
