@@ -62,34 +62,41 @@ def _weights(order, u, w):
     return i0
 
 
-@njit(cache=True)
-def _first_cell(pos, n, inv_dx, shift, order):
-    """x-index of the first cell each particle touches (wrapped into [0, n))."""
-    out = np.empty(pos.shape[0], np.int64)
+@njit(parallel=True, cache=True)
+def _bucket(pos, n, inv_dx, shift, order, width, nchunks):
+    """Stable counting sort of particles into slabs of ``width`` x-cells, by the
+    x-index of the first cell each particle touches: (offsets, perm), slab s holding
+    perm[offsets[s]:offsets[s + 1]].  Counted and scattered by ``nchunks`` contiguous
+    chunks in parallel; slab-major, chunk-minor prefix sums keep the serial order, so
+    the deposit sums in the same order with any thread count."""
+    npart = pos.shape[0]
+    nslab = (n + width - 1) // width
     off = 0.5 if order % 2 == 1 else 0.0
     back = (order - 1) // 2
-    for p in range(pos.shape[0]):
-        u = pos[p, 0] * inv_dx + shift
-        out[p] = (int(np.floor(u + off)) - back) % n
-    return out
-
-
-@njit(cache=True)
-def _bucket(first, n, width):
-    """Stable counting sort of particles into slabs of ``width`` x-cells."""
-    nslab = (n + width - 1) // width
-    counts = np.zeros(nslab + 1, np.int64)
-    for p in range(first.shape[0]):
-        counts[first[p] // width + 1] += 1
+    chunk = (npart + nchunks - 1) // nchunks
+    slab = np.empty(npart, np.int32)
+    counts = np.zeros((nchunks, nslab), np.int64)
+    for t in prange(nchunks):
+        for p in range(t * chunk, min((t + 1) * chunk, npart)):
+            s = ((int(np.floor(pos[p, 0] * inv_dx + shift + off)) - back) % n) // width
+            slab[p] = s
+            counts[t, s] += 1
+    fill = np.empty((nchunks, nslab), np.int64)
+    offsets = np.empty(nslab + 1, np.int64)
+    total = 0
     for s in range(nslab):
-        counts[s + 1] += counts[s]
-    order = np.empty(first.shape[0], np.int64)
-    fill = counts[:-1].copy()
-    for p in range(first.shape[0]):
-        s = first[p] // width
-        order[fill[s]] = p
-        fill[s] += 1
-    return counts, order
+        offsets[s] = total
+        for t in range(nchunks):
+            fill[t, s] = total
+            total += counts[t, s]
+    offsets[nslab] = total
+    perm = np.empty(npart, np.int64)
+    for t in prange(nchunks):
+        for p in range(t * chunk, min((t + 1) * chunk, npart)):
+            s = slab[p]
+            perm[fill[t, s]] = p
+            fill[t, s] += 1
+    return offsets, perm
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -179,8 +186,7 @@ def deposit(pos: np.ndarray, box: float, out: np.ndarray, scheme: str = "cic", s
     out[...] = 0.0
     # Slabs must tile the mesh exactly so only the last one can wrap onto slab 0.
     width = next((w for w in range(order, n + 1) if n % w == 0), n)
-    first = _first_cell(pos, n, inv_dx, shift, order)
-    offsets, perm = _bucket(first, n, width)
+    offsets, perm = _bucket(pos, n, inv_dx, shift, order, width, numba.get_num_threads())
     nslab = (n + width - 1) // width
     # With an odd number of slabs the last one wraps onto slab 0: give it a sweep of its own.
     last_alone = nslab % 2 == 1 and nslab > 1
