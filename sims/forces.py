@@ -85,12 +85,16 @@ def _axis_gradient(a0, a1, a2, a3, a4, a5, c1, c2):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _difference_gradient_cic(phi, pos, inv_dx, c1, c2, wrap, out):
+def _difference_gradient_cic(phi, pos, inv_dx, c1, c2, wrap_x, wrap_y, wrap_z, out):
     """out[p] = CIC interpolation of the stencil gradient of ``phi`` at particle p: the
     same numbers as _difference_gradient followed by CIC interpolation, without the
-    three force meshes (3 n^3 floats never written or read back).  ``wrap[i + 2]`` is
-    i mod n for i in [-2, n + 3]."""
+    three force meshes (3 n^3 floats never written or read back).
+
+    ``wrap_x[i + 2]`` is (i mod n) n^2 for i in [-2, n + 3], ``wrap_y`` the same times
+    n, ``wrap_z`` times 1: flat offsets into ``phi``, unsigned so that no load pays
+    for a negative-index check (7 % of the kernel)."""
     n = phi.shape[0]
+    flat = phi.reshape(n * n * n)
     for p in prange(pos.shape[0]):
         ux, uy, uz = pos[p, 0] * inv_dx, pos[p, 1] * inv_dx, pos[p, 2] * inv_dx
         ix, iy, iz = int(np.floor(ux)), int(np.floor(uy)), int(np.floor(uz))
@@ -99,28 +103,28 @@ def _difference_gradient_cic(phi, pos, inv_dx, c1, c2, wrap, out):
         wy = (1.0 - dy, dy)
         wz = (1.0 - dz, dz)
         ix, iy, iz = ix % n, iy % n, iz % n
-        x = (wrap[ix], wrap[ix + 1], wrap[ix + 2], wrap[ix + 3], wrap[ix + 4], wrap[ix + 5])
-        y = (wrap[iy], wrap[iy + 1], wrap[iy + 2], wrap[iy + 3], wrap[iy + 4], wrap[iy + 5])
-        z = (wrap[iz], wrap[iz + 1], wrap[iz + 2], wrap[iz + 3], wrap[iz + 4], wrap[iz + 5])
+        x = (wrap_x[ix], wrap_x[ix + 1], wrap_x[ix + 2], wrap_x[ix + 3], wrap_x[ix + 4], wrap_x[ix + 5])
+        y = (wrap_y[iy], wrap_y[iy + 1], wrap_y[iy + 2], wrap_y[iy + 3], wrap_y[iy + 4], wrap_y[iy + 5])
+        z = (wrap_z[iz], wrap_z[iz + 1], wrap_z[iz + 2], wrap_z[iz + 3], wrap_z[iz + 4], wrap_z[iz + 5])
         gx = 0.0
         gy = 0.0
         gz = 0.0
         for b in range(2):
             for c in range(2):
                 # x-component at (x0, y_b, z_c) and (x1, y_b, z_c)
-                yb, zc = y[2 + b], z[2 + c]
-                g0, g1 = _axis_gradient(phi[x[0], yb, zc], phi[x[1], yb, zc], phi[x[2], yb, zc],
-                                        phi[x[3], yb, zc], phi[x[4], yb, zc], phi[x[5], yb, zc], c1, c2)
+                o = y[2 + b] + z[2 + c]
+                g0, g1 = _axis_gradient(flat[x[0] + o], flat[x[1] + o], flat[x[2] + o],
+                                        flat[x[3] + o], flat[x[4] + o], flat[x[5] + o], c1, c2)
                 gx += wy[b] * wz[c] * (wx[0] * g0 + wx[1] * g1)
                 # y-component at (x_b, y0, z_c) and (x_b, y1, z_c)
-                xb = x[2 + b]
-                g0, g1 = _axis_gradient(phi[xb, y[0], zc], phi[xb, y[1], zc], phi[xb, y[2], zc],
-                                        phi[xb, y[3], zc], phi[xb, y[4], zc], phi[xb, y[5], zc], c1, c2)
+                o = x[2 + b] + z[2 + c]
+                g0, g1 = _axis_gradient(flat[y[0] + o], flat[y[1] + o], flat[y[2] + o],
+                                        flat[y[3] + o], flat[y[4] + o], flat[y[5] + o], c1, c2)
                 gy += wx[b] * wz[c] * (wy[0] * g0 + wy[1] * g1)
                 # z-component at (x_b, y_c, z0) and (x_b, y_c, z1)
-                yc = y[2 + c]
-                g0, g1 = _axis_gradient(phi[xb, yc, z[0]], phi[xb, yc, z[1]], phi[xb, yc, z[2]],
-                                        phi[xb, yc, z[3]], phi[xb, yc, z[4]], phi[xb, yc, z[5]], c1, c2)
+                o = x[2 + b] + y[2 + c]
+                g0, g1 = _axis_gradient(flat[z[0] + o], flat[z[1] + o], flat[z[2] + o],
+                                        flat[z[3] + o], flat[z[4] + o], flat[z[5] + o], c1, c2)
                 gz += wx[b] * wy[c] * (wz[0] * g0 + wz[1] * g1)
         out[p, 0] = gx
         out[p, 1] = gy
@@ -226,7 +230,8 @@ class PMForce:
         else:
             i = np.arange(n)
             self._shifts = tuple((i + s) % n for s in (1, -1, 2, -2))
-            self._wrap = np.arange(-2, n + 4) % n
+            wrap = (np.arange(-2, n + 4) % n).astype(np.uint64)
+            self._wrap = (wrap * np.uint64(n * n), wrap * np.uint64(n), wrap)
 
     def potential(self, pos: np.ndarray) -> np.ndarray:
         """phi = -nabla^-2 delta on the mesh [(Mpc/h)^2], deconvolved; in ``mesh.real``."""
@@ -247,7 +252,7 @@ class PMForce:
         if self._fused:
             if out is None:
                 out = np.empty((pos.shape[0], 3), dtype=phi.dtype)
-            return _difference_gradient_cic(phi, pos, self.n / self.box, c1 / h, c2 / h, self._wrap, out)
+            return _difference_gradient_cic(phi, pos, self.n / self.box, c1 / h, c2 / h, *self._wrap, out)
         _difference_gradient(phi, self.g, c1 / h, c2 / h, *self._shifts)
         return interpolate(self.g, pos, self.box, self.scheme, out)
 

@@ -99,11 +99,22 @@ def _bucket(pos, n, inv_dx, shift, order, width, nchunks):
     return offsets, perm
 
 
+@njit(inline="always")
+def _zero_planes(rho, first, stop):
+    """rho[first:stop] = 0 (x-planes), in the thread that deposits there next."""
+    n = rho.shape[0]
+    flat = rho.reshape(n * n * n)
+    for i in range(first * n * n, min(stop, n) * n * n):
+        flat[i] = 0.0
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def _deposit_slabs(rho, pos, weight, inv_dx, shift, order, offsets, perm, slabs):
+def _deposit_slabs(rho, pos, weight, inv_dx, shift, order, offsets, perm, slabs, zero_width):
     n = rho.shape[0]
     for j in prange(slabs.shape[0]):
         s = slabs[j]
+        if zero_width:
+            _zero_planes(rho, s * zero_width, (s + 2) * zero_width)
         wx = np.empty(4)
         wy = np.empty(4)
         wz = np.empty(4)
@@ -148,10 +159,12 @@ def _interpolate_cic(fields, pos, inv_dx, out):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _deposit_slabs_cic(rho, pos, weight, inv_dx, shift, offsets, perm, slabs):
+def _deposit_slabs_cic(rho, pos, weight, inv_dx, shift, offsets, perm, slabs, zero_width):
     n = rho.shape[0]
     for j in prange(slabs.shape[0]):
         s = slabs[j]
+        if zero_width:
+            _zero_planes(rho, s * zero_width, (s + 2) * zero_width)
         for t in range(offsets[s], offsets[s + 1]):
             p = perm[t]
             ux = pos[p, 0] * inv_dx + shift
@@ -183,7 +196,6 @@ def deposit(pos: np.ndarray, box: float, out: np.ndarray, scheme: str = "cic", s
     order = ORDER[scheme]
     n = out.shape[0]
     inv_dx = n / box
-    out[...] = 0.0
     # Slabs must tile the mesh exactly so only the last one can wrap onto slab 0.
     width = next((w for w in range(order, n + 1) if n % w == 0), n)
     offsets, perm = _bucket(pos, n, inv_dx, shift, order, width, numba.get_num_threads())
@@ -192,12 +204,19 @@ def deposit(pos: np.ndarray, box: float, out: np.ndarray, scheme: str = "cic", s
     last_alone = nslab % 2 == 1 and nslab > 1
     even = np.arange(0, nslab - (1 if last_alone else 0), 2)
     odd = np.arange(1, nslab, 2)
-    for slabs in (even, odd, np.array([nslab - 1]) if last_alone else np.empty(0, np.int64)):
+    # A particle reaches at most into the next slab (width >= order), so each even
+    # slab zeroes its own planes and the next slab's just before it deposits: the
+    # mesh is cleared while in cache instead of in a separate pass (7 ms of 68 at 256^3).
+    zero_width = 0 if last_alone else width
+    if last_alone:
+        out[...] = 0.0
+    for slabs, zero in ((even, zero_width), (odd, 0),
+                        (np.array([nslab - 1]) if last_alone else np.empty(0, np.int64), 0)):
         if slabs.size:
             if order == 2:
-                _deposit_slabs_cic(out, pos, weight, inv_dx, shift, offsets, perm, slabs.astype(np.int64))
+                _deposit_slabs_cic(out, pos, weight, inv_dx, shift, offsets, perm, slabs.astype(np.int64), zero)
             else:
-                _deposit_slabs(out, pos, weight, inv_dx, shift, order, offsets, perm, slabs.astype(np.int64))
+                _deposit_slabs(out, pos, weight, inv_dx, shift, order, offsets, perm, slabs.astype(np.int64), zero)
     return out
 
 
@@ -313,16 +332,16 @@ def _save_wisdom() -> None:
 
 
 def plan_fft(src, dst, threads: int, backward: bool = False):
-    """A measured FFTW plan src -> dst (unnormalised); wisdom is cached on disk."""
+    """A measured FFTW plan src -> dst (unnormalised); wisdom is cached on disk.
+
+    Planning with FFTW_MEASURE may overwrite both arrays: plan on buffers whose
+    contents do not matter yet (every caller plans freshly allocated ones)."""
     import pyfftw
 
     _load_wisdom()
     flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
     direction = "FFTW_BACKWARD" if backward else "FFTW_FORWARD"
-    # Planning with MEASURE overwrites the arrays: plan on scratch copies' contents.
-    saved_src, saved_dst = src.copy(), dst.copy()
     plan = pyfftw.FFTW(src, dst, axes=(0, 1, 2), direction=direction, threads=threads, flags=flags)
-    src[...], dst[...] = saved_src, saved_dst
     _save_wisdom()
     return plan
 
@@ -343,6 +362,10 @@ class FFTMesh:
         self.threads = threads
         self.real = pyfftw.empty_aligned((n, n, n), dtype="float32")
         self.cplx = pyfftw.empty_aligned((n, n, n // 2 + 1), dtype="complex64")
+        # Touch the pages once, in order: faulting them in inside the first threaded
+        # FFT instead costs ~0.1 s per 256^3 buffer.
+        self.real.fill(0.0)
+        self.cplx.fill(0.0)
         self._fwd = plan_fft(self.real, self.cplx, threads)
         self._bwd = plan_fft(self.cplx, self.real, threads, backward=True)
 

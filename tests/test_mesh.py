@@ -182,3 +182,17 @@ def test_window_is_mean_transform_of_deposit(scheme):
     # float32 mesh adds 1e-7. 1e-4.
     np.testing.assert_allclose(acc.real, w_full, atol=1e-4)
     np.testing.assert_allclose(acc.imag, 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("n", (6, 15, 16, 14))
+def test_deposit_clears_whatever_the_mesh_held(scheme, n):
+    """The slabs zero the mesh as they deposit (even and odd slab counts, and the
+    wrapping last slab): stale contents never leak into the density."""
+    box = 50.0
+    pos = _random_positions(5000, box, seed=3)
+    clean = deposit(pos, box, np.zeros((n, n, n), np.float32), scheme).copy()
+    dirty = np.full((n, n, n), np.float32(1e6))
+    np.testing.assert_array_equal(deposit(pos, box, dirty, scheme), clean)
+    # No particles at all: an all-zero mesh.
+    assert not deposit(np.empty((0, 3)), box, dirty, scheme).any()
