@@ -31,6 +31,9 @@ log = logging.getLogger("cosmopipe.sims")
 # instead of allocating and faulting in the same meshes again (~0.1 s per 256^3 buffer
 # on a busy machine).  One entry per thread, so concurrent runs never share buffers.
 _solvers_local = threading.local()
+# CAMB keeps its state in Fortran module variables: two threads of one worker calling it
+# at once get "No k values available" or wrong spectra.  Runs take turns for it.
+_CAMB_LOCK = threading.Lock()
 
 
 def _solvers(config: SimConfig, n_particles: int, threads: int, edges: np.ndarray) -> tuple[PMForce, PowerMeter]:
@@ -83,12 +86,13 @@ def run_simulation(cosmology: Cosmology, config: SimConfig, progress: bool = Tru
     # given one core must not use all of them (oversubscription doubled task times).
     import camb
 
-    camb_threads, camb.config.ThreadNum = camb.config.ThreadNum, threads
-    try:
-        lin = linear_power(cosmology, (0.0,), kmax=max(20.0, 1.1 * k_corner))
-        growth = growth_factors(background_from_camb(cosmology))
-    finally:
-        camb.config.ThreadNum = camb_threads
+    with _CAMB_LOCK:
+        camb_threads, camb.config.ThreadNum = camb.config.ThreadNum, threads
+        try:
+            lin = linear_power(cosmology, (0.0,), kmax=max(20.0, 1.1 * k_corner))
+            growth = growth_factors(background_from_camb(cosmology))
+        finally:
+            camb.config.ThreadNum = camb_threads
     timings["linear"] = time.perf_counter() - t0
 
     edges = config.k_bins()

@@ -99,7 +99,7 @@ def test_same_seed_same_spectra():
 
 def test_reused_solvers_change_nothing():
     """Consecutive runs reuse the force solver and power meter of their thread; runs on
-    fresh buffers and on another thread give the same spectra bit for bit."""
+    fresh buffers and on two threads at once give the same spectra bit for bit."""
     import threading
 
     from cosmopipe.sims import run as engine
@@ -114,19 +114,22 @@ def test_reused_solvers_change_nothing():
     assert engine._solvers_local.entry[1] is not solvers
     np.testing.assert_array_equal(reused, first)
     np.testing.assert_array_equal(fresh, first)
-    # Another thread keeps its own pair (numba's kernels may not run from two threads at
-    # once, so the threads take turns here).
+    # Two runs at once on two threads (a Dask worker with two task slots): each thread
+    # keeps its own pair, and CAMB is called by one at a time.
     other = {}
 
-    def run_in_thread():
-        other["pk"] = run_simulation(Cosmology(), config, progress=False).pk
-        other["solvers"] = engine._solvers_local.entry[1]
+    def run_in_thread(name, cosmology):
+        other[name] = run_simulation(cosmology, config, progress=False).pk, engine._solvers_local.entry[1]
 
-    thread = threading.Thread(target=run_in_thread)
-    thread.start()
-    thread.join()
-    assert other["solvers"][0] is not engine._solvers_local.entry[1][0]
-    np.testing.assert_array_equal(other["pk"], first)
+    threads = [threading.Thread(target=run_in_thread, args=("a", Cosmology())),
+               threading.Thread(target=run_in_thread, args=("b", Cosmology(w0=-0.8)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert other["a"][1][0] is not other["b"][1][0] and other["a"][1][0] is not engine._solvers_local.entry[1][0]
+    np.testing.assert_array_equal(other["a"][0], first)
+    np.testing.assert_array_equal(other["b"][0], run_simulation(Cosmology(w0=-0.8), config, progress=False).pk)
 
 
 def test_fused_kick_drift_equals_kick_then_drift():
