@@ -13,8 +13,9 @@ from .workflow import RunContext
 __all__ = ["plan_simulate", "NS_PER_PARTICLE_STEP_2CORES"]
 
 # Measured on the reference machine (benchmarks/bench_cola.py, 128^3 particles, 256^3
-# mesh, 25 steps, 2 threads): 172 ns of wall time per particle per step, the whole run.
-NS_PER_PARTICLE_STEP_2CORES = 172.0
+# mesh, 25 steps, 2 threads, 2026-12-06): 149 ns of wall time per particle per step, the
+# whole run, CAMB included.
+NS_PER_PARTICLE_STEP_2CORES = 149.0
 
 
 def plan_simulate(settings: SimulateSettings, ctx: RunContext) -> str:
