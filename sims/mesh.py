@@ -206,7 +206,7 @@ def deposit(pos: np.ndarray, box: float, out: np.ndarray, scheme: str = "cic", s
     odd = np.arange(1, nslab, 2)
     # A particle reaches at most into the next slab (width >= order), so each even
     # slab zeroes its own planes and the next slab's just before it deposits: the
-    # mesh is cleared while in cache instead of in a separate pass (7 ms of 68 at 256^3).
+    # mesh is cleared while in cache instead of in a separate pass (72 -> 62 ms at 256^3).
     zero_width = 0 if last_alone else width
     if last_alone:
         out[...] = 0.0

@@ -29,6 +29,15 @@ class PowerSpectrum:
     shot_noise: float
 
 
+@njit(inline="always")
+def _shell(kk, kmin, kmax, nb):
+    """Index of the shell holding |k| = kk among nb equal shells on [kmin, kmax); -1 outside."""
+    if kk < kmin or kk >= kmax:
+        return -1
+    b = int((kk - kmin) / ((kmax - kmin) / nb))
+    return b if b < nb else -1
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _bin(field_k, k_full, k_half, edges, wfull, whalf, phase_full, phase_half, other_k, sum_k, sum_p, count):
     """Accumulate |delta_k|^2 / W^2 into shells; r2c planes 0 and n/2 count once.
@@ -39,8 +48,6 @@ def _bin(field_k, k_full, k_half, edges, wfull, whalf, phase_full, phase_half, o
     result does not depend on the thread count."""
     n0, n1, n2 = field_k.shape
     nb = edges.shape[0] - 1
-    kmin, kmax = edges[0], edges[-1]
-    dk = (kmax - kmin) / nb
     nyq = n2 - 1 if (n0 % 2 == 0) else -1
     interlaced = other_k.shape[0] == n0
     rows_k = np.zeros((n0, nb))
@@ -50,10 +57,8 @@ def _bin(field_k, k_full, k_half, edges, wfull, whalf, phase_full, phase_half, o
         for j in range(n1):
             for l in range(n2):
                 kk = np.sqrt(k_full[i] ** 2 + k_full[j] ** 2 + k_half[l] ** 2)
-                if kk < kmin or kk >= kmax:
-                    continue
-                b = int((kk - kmin) / dk)
-                if b >= nb:
+                b = _shell(kk, edges[0], edges[-1], nb)
+                if b < 0:
                     continue
                 v = field_k[i, j, l]
                 if interlaced:
@@ -74,11 +79,9 @@ def _bin(field_k, k_full, k_half, edges, wfull, whalf, phase_full, phase_half, o
 @njit(parallel=True, cache=True)
 def _bin_lattice(n, kf, edges, values, num, den):
     """num[b] += mult values[m], den[b] += mult over the r2c modes of an n^3 mesh,
-    m = i^2 + j^2 + l^2 the squared integer wavevector, b its |k| bin (chosen as in
-    _bin).  Per-plane rows keep the sums independent of the thread count."""
+    m = i^2 + j^2 + l^2 the squared integer wavevector, b its |k| shell (the
+    estimator's _shell).  Per-plane rows keep the sums independent of the thread count."""
     nb = edges.shape[0] - 1
-    kmin, kmax = edges[0], edges[-1]
-    dk = (kmax - kmin) / nb
     n2 = n // 2 + 1
     nyq = n2 - 1 if n % 2 == 0 else -1
     rows_num = np.zeros((n, nb))
@@ -89,11 +92,8 @@ def _bin_lattice(n, kf, edges, values, num, den):
         for j in range(n):
             fj = j if j < (n + 1) // 2 else j - n
             for l in range(n2):
-                kk = np.sqrt((fi * kf) ** 2 + (fj * kf) ** 2 + (l * kf) ** 2)
-                if kk < kmin or kk >= kmax:
-                    continue
-                b = int((kk - kmin) / dk)
-                if b >= nb:
+                b = _shell(np.sqrt((fi * kf) ** 2 + (fj * kf) ** 2 + (l * kf) ** 2), edges[0], edges[-1], nb)
+                if b < 0:
                     continue
                 mult = 1.0 if (l == 0 or l == nyq) else 2.0
                 rows_num[i, b] += mult * values[fi * fi + fj * fj + l * l]
